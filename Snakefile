@@ -1,0 +1,21 @@
+# trafficfm: from the VIMER traffic-scene challenge's raw data to leaderboard submissions.
+# Read this file as the table of contents; each included rule file is one stage.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        final_outputs(),

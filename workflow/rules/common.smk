@@ -1,0 +1,73 @@
+# Config validation and the helpers that other rule files share.
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+
+from trafficfm.config import validate_config
+from trafficfm.data.source import ARCHIVE_DIR, DEMO_DIR, RELEASE_DIR, plan_release
+
+validate_config(config, source="config (config.yaml and --configfile overlays)")
+
+PLAN = plan_release(config["data"])
+ENV = "../../envs/trafficfm.yaml"
+
+
+ARCHIVES_BY_FILE = {a.file: a for a in PLAN.archives.values()}
+
+
+wildcard_constraints:
+    archive="|".join(re.escape(f) for f in ARCHIVES_BY_FILE) or "no-archive",
+
+
+def archive_entry(wildcards):
+    return ARCHIVES_BY_FILE[wildcards.archive]
+
+
+def demo_inputs(wildcards):
+    """The demo archives are made by a rule, so the fetch depends on them."""
+    if PLAN.source != "demo":
+        return {}
+    return {
+        "archive": f"{DEMO_DIR}/{wildcards.archive}",
+        "sums": f"{DEMO_DIR}/SHA256SUMS",
+    }
+
+
+def extracted_markers(track):
+    """Inputs that make a track's release root exist (none for a local extracted tree)."""
+    return [
+        f"{RELEASE_DIR}/.extracted/{a.file}.json" for a in PLAN.track_archives(track)
+    ]
+
+
+def num_cls_classes():
+    value = config["data"].get("cls_num_classes")
+    if value:
+        return value
+    return config["data"]["demo"]["cls_classes"] if PLAN.source == "demo" else 196
+
+
+def allinone_tables():
+    layout = config["data"]["layout"]["allinone"]
+    splits = [*layout["train_splits"], layout["test_split"]]
+    return [
+        f"results/data/allinone/{task}_{split}.{ext}"
+        for task, ext in (("cls", "csv"), ("det", "json"), ("seg", "csv"))
+        for split in splits
+    ]
+
+
+def retrieval_tables():
+    splits = config["data"]["layout"]["retrieval"]["train_splits"]
+    names = [*splits, "test_images", "test_queries"]
+    return [f"results/data/retrieval/{name}.csv" for name in names]
+
+
+def final_outputs():
+    return [
+        "results/data/allinone/manifest.json",
+        "results/data/retrieval/manifest.json",
+        "results/data/report/summary.json",
+    ]

@@ -1,0 +1,128 @@
+# The data stage: demo archives or real ones -> fetched, verified, extracted -> canonical datasets.
+
+
+rule make_demo_archives:
+    output:
+        archives=[
+            f"{DEMO_DIR}/{a['file']}" for a in config["data"]["archives"].values()
+        ],
+        sums=f"{DEMO_DIR}/SHA256SUMS",
+        truth=directory(f"{DEMO_DIR}/truth"),
+    log:
+        "logs/make_demo_archives.log",
+    benchmark:
+        "benchmarks/make_demo_archives.tsv"
+    conda:
+        ENV
+    params:
+        demo=config["data"]["demo"],
+        layout=config["data"]["layout"],
+        archives=config["data"]["archives"],
+    script:
+        "../scripts/make_demo_archives.py"
+
+
+rule fetch_archive:
+    input:
+        unpack(demo_inputs),
+    output:
+        f"{ARCHIVE_DIR}/{{archive}}",
+    log:
+        "logs/fetch_archive/{archive}.log",
+    conda:
+        ENV
+    params:
+        url=lambda wc: archive_entry(wc).url,
+        sha256=lambda wc: archive_entry(wc).sha256,
+        download=config["data"].get("download", {}),
+    script:
+        "../scripts/fetch_archive.py"
+
+
+rule extract_archive:
+    input:
+        f"{ARCHIVE_DIR}/{{archive}}",
+    output:
+        f"{RELEASE_DIR}/.extracted/{{archive}}.json",
+    log:
+        "logs/extract_archive/{archive}.log",
+    conda:
+        ENV
+    params:
+        dest=lambda wc, output: Path(output[0]).parent.parent,
+    script:
+        "../scripts/extract_archive.py"
+
+
+rule convert_allinone:
+    input:
+        extracted_markers("allinone"),
+    output:
+        manifest="results/data/allinone/manifest.json",
+        tables=allinone_tables(),
+    log:
+        "logs/convert_allinone.log",
+    benchmark:
+        "benchmarks/convert_allinone.tsv"
+    conda:
+        ENV
+    params:
+        root=PLAN.roots["allinone"],
+        layout=config["data"]["layout"]["allinone"],
+        num_classes=num_cls_classes(),
+        on_error=config["data"]["on_error"],
+    script:
+        "../scripts/convert_allinone.py"
+
+
+rule convert_retrieval:
+    input:
+        extracted_markers("retrieval"),
+    output:
+        manifest="results/data/retrieval/manifest.json",
+        tables=retrieval_tables(),
+    log:
+        "logs/convert_retrieval.log",
+    benchmark:
+        "benchmarks/convert_retrieval.tsv"
+    conda:
+        ENV
+    params:
+        root=PLAN.roots["retrieval"],
+        layout=config["data"]["layout"]["retrieval"],
+        on_error=config["data"]["on_error"],
+    script:
+        "../scripts/convert_retrieval.py"
+
+
+rule data_report:
+    input:
+        allinone="results/data/allinone/manifest.json",
+        retrieval="results/data/retrieval/manifest.json",
+    output:
+        summary="results/data/report/summary.json",
+        counts=report(
+            "results/data/report/counts.png",
+            category="Data",
+            caption="../report/data_counts.rst",
+        ),
+        sizes=report(
+            "results/data/report/image_sizes.png",
+            category="Data",
+            caption="../report/data_sizes.rst",
+        ),
+        examples=report(
+            directory("results/data/report/examples"),
+            patterns=["{name}.jpg"],
+            category="Data",
+            subcategory="Examples",
+            caption="../report/data_examples.rst",
+        ),
+    log:
+        "logs/data_report.log",
+    conda:
+        ENV
+    params:
+        examples=config["data"].get("report_examples", 4),
+    script:
+        "../scripts/data_report.py"

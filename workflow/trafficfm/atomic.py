@@ -1,0 +1,40 @@
+"""Write outputs completely or not at all: write beside the target, then rename over it."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+@contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path in the target's folder; rename it onto ``target`` on success."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_text(target: str | Path, text: str) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(target: str | Path, data, indent: int | None = 1) -> None:
+    write_text(target, json.dumps(data, indent=indent) + "\n")
+
+
+def write_csv(target: str | Path, frame) -> None:
+    """Write a pandas DataFrame as CSV without its index."""
+    with atomic_path(target) as tmp:
+        frame.to_csv(tmp, index=False)

@@ -1,0 +1,1 @@
+"""Data stage: demo generation, fetching, extraction, conversion to canonical forms, reports."""
