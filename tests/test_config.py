@@ -87,3 +87,13 @@ def test_plan_local_archives_and_trees(config, tmp_path):
         (release / top).mkdir(parents=True)
     plan = plan_release(data, tmp_path)
     assert plan.archives == {} and plan.roots == {"allinone": str(release), "retrieval": str(release)}
+
+
+@pytest.mark.parametrize("overlay", ["real-urls.yaml", "real-local.yaml"])
+def test_shipped_overlays_are_valid(overlay):
+    merged = load_config(ROOT / "config.yaml", ROOT / "config" / overlay)
+    assert merged["data"]["cls_num_classes"] == 196
+    if overlay == "real-urls.yaml":
+        plan = plan_release(merged["data"])
+        assert plan.archives["track2_val"].file == "val.tar"
+        assert plan.archives["track2_val"].url.startswith("https://")
