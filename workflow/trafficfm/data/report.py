@@ -72,21 +72,20 @@ def _quantiles(values) -> dict:
     return dict(zip(("min", "q25", "median", "q75", "max"), (round(float(v), 1) for v in q)))
 
 
-def plot_counts(counts: dict, allinone: Dataset, target: Path) -> None:
+def plot_counts(counts: dict, target: Path) -> None:
     fig, axes = plt.subplots(2, 2, figsize=(13, 8))
     splits = list(counts["cls"])
     for split in splits:
         per = counts["cls"][split]["per_class"]
         axes[0, 0].plot([int(k) for k in per], list(per.values()), marker="o", ms=3, label=split)
     axes[0, 0].set(title="classification: images per class", xlabel="class id", ylabel="images")
-    names = [c["name"] for c in allinone.manifest["det_categories"]]
+    used = sorted({k for s in splits for k in counts["det"][s]["per_category"]})
     for offset, split in enumerate(splits):
         per = counts["det"][split]["per_category"]
         if per:
-            xs = [names.index(k) + 0.25 * offset for k in per]
-            axes[0, 1].bar(xs, list(per.values()), width=0.25, label=split)
-    used = sorted({names.index(k) for s in splits for k in counts["det"][s]["per_category"]})
-    axes[0, 1].set_xticks(used, [names[i] for i in used], rotation=60, fontsize=7)
+            xs = [used.index(k) + 0.3 * offset for k in per]
+            axes[0, 1].bar(xs, list(per.values()), width=0.3, label=split)
+    axes[0, 1].set_xticks(range(len(used)), used, rotation=60, fontsize=7)
     axes[0, 1].set(title="detection: boxes per category", ylabel="boxes")
     for split in splits:
         axes[1, 0].bar(split, counts["seg"][split]["images"])
@@ -191,7 +190,7 @@ def write_data_report(allinone_dir: str | Path, retrieval_dir: str | Path, summa
                       examples: int = 4) -> dict:
     allinone, retrieval = Dataset.open(allinone_dir), Dataset.open(retrieval_dir)
     counts = collect_counts(allinone, retrieval)
-    plot_counts(counts, allinone, Path(counts_png))
+    plot_counts(counts, Path(counts_png))
     plot_sizes(allinone, retrieval, Path(sizes_png))
     counts["examples"] = draw_examples(allinone, retrieval, Path(examples_dir), examples)
     counts["skipped"] = {"allinone": allinone.manifest["skipped"], "retrieval": retrieval.manifest["skipped"]}

@@ -1,0 +1,69 @@
+"""The data stage through Snakemake on a tiny demo: DAG, outputs, idempotence, failure messages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "tiny.yaml"
+DATA_TARGETS = ["results/data/allinone/manifest.json", "results/data/retrieval/manifest.json",
+                "results/data/report/summary.json"]
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True,
+              extra_configs: tuple = ()) -> subprocess.CompletedProcess:
+    # Options taking several values come last so that they do not swallow the targets.
+    command = [sys.executable, "-m", "snakemake", *args, "--snakefile", str(ROOT / "Snakefile"),
+               "--directory", str(workdir), "--cores", "2", "--quiet=rules",
+               "--configfile", str(ROOT / "config.yaml"), str(TINY), *extra_configs]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("wf")
+    snakemake(path, *DATA_TARGETS)
+    return path
+
+
+def test_data_stage_outputs(workdir):
+    allinone = json.loads((workdir / "results/data/allinone/manifest.json").read_text())
+    assert allinone["counts"]["cls"] == {"train": 12, "val": 8, "test": 6}
+    assert allinone["counts"]["det_images"] == {"train": 6, "val": 4, "test": 3}
+    assert allinone["counts"]["seg"] == {"train": 6, "val": 4, "test": 3}
+    retrieval = json.loads((workdir / "results/data/retrieval/manifest.json").read_text())
+    assert retrieval["counts"]["train"]["pairs"] == 60 and retrieval["counts"]["test"]["queries"] == 12
+    summary = json.loads((workdir / "results/data/report/summary.json").read_text())
+    assert summary["examples"] and all((workdir / "results/data/report/examples" / n).exists()
+                                      for n in summary["examples"])
+    for rule in ("make_demo_archives", "convert_allinone", "convert_retrieval", "data_report"):
+        assert (workdir / "logs" / f"{rule}.log").exists(), rule
+    sums = (workdir / "resources/demo/SHA256SUMS").read_text()
+    assert "track1_train_data.tar" in sums
+    assert not list((workdir / "resources/archives").glob("*.part"))
+
+
+def test_second_run_does_nothing_quickly(workdir):
+    start = time.perf_counter()
+    result = snakemake(workdir, *DATA_TARGETS, "--dry-run")
+    assert "Nothing to be done" in result.stdout + result.stderr
+    real = snakemake(workdir, *DATA_TARGETS)
+    assert time.perf_counter() - start < 20, "two no-op runs took too long"
+    assert "Nothing to be done" in real.stdout + real.stderr
+
+
+def test_bad_config_names_the_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data:\n  on_error: sometimes\n")
+    result = snakemake(tmp_path, "--dry-run", check=False, extra_configs=(str(bad),))
+    assert result.returncode != 0
+    assert "data.on_error: 'sometimes' is not one of ['fail', 'skip']" in result.stdout + result.stderr
