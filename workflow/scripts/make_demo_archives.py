@@ -4,7 +4,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from trafficfm.data.demo import make_demo_release, pack_archives
+from trafficfm.data.demo import archive_folders, make_demo_release, pack_archives
 from trafficfm.logs import setup_logging
 
 
@@ -16,7 +16,7 @@ def main(demo, layout, archives, archive_dir, truth_dir, log=None):
         release = Path(build) / "release"
         counts = make_demo_release(release, demo, layout)
         logger.info("demo release drawn: %s", counts)
-        pack_archives(release, archive_dir, archives)
+        pack_archives(release, archive_dir, archives, folders=archive_folders(layout))
         # The hidden test answers stay outside every archive; keep them to score the demo end to end.
         truth = Path(build) / "demo_truth"
         shutil.rmtree(truth_dir, ignore_errors=True)
