@@ -15,7 +15,6 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from PIL import Image
 
@@ -250,12 +249,13 @@ def _check_label(args) -> str | None:
                 return f"label map must be single-channel (mode L or P), got mode {label.mode}"
             if label.size != size:
                 return f"label map is {label.size[0]}x{label.size[1]}, image is {size[0]}x{size[1]}"
-            values = np.unique(np.asarray(label))
+            # PIL's C histogram avoids copying the map into numpy (L and P maps have 256 bins)
+            present = [value for value, count in enumerate(label.histogram()) if count]
     except FileNotFoundError:
         return "label map is missing"
     except Exception as error:
         return f"label map is unreadable ({type(error).__name__}: {error})"
-    bad = [int(v) for v in values if v >= num_classes and v != IGNORE_INDEX]
+    bad = [int(v) for v in present if v >= num_classes and v != IGNORE_INDEX]
     if bad:
         return f"label values {bad} are neither class ids 0..{num_classes - 1} nor {IGNORE_INDEX}"
     return None
