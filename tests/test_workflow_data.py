@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from workflow_runner import ROOT, run_snakemake
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "tiny.yaml"
 DATA_TARGETS = ["results/data/allinone/manifest.json", "results/data/retrieval/manifest.json",
                 "results/data/report/summary.json"]
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True,
-              extra_configs: tuple = ()) -> subprocess.CompletedProcess:
-    # Options taking several values come last so that they do not swallow the targets.
-    command = [sys.executable, "-m", "snakemake", *args, "--snakefile", str(ROOT / "Snakefile"),
-               "--directory", str(workdir), "--cores", "2", "--quiet=rules",
-               "--configfile", str(ROOT / "config.yaml"), str(TINY), *extra_configs]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
-    return result
+def snakemake(workdir: Path, *args: str, check: bool = True, extra_configs: tuple = ()):
+    return run_snakemake(workdir, *args, configs=(TINY, *extra_configs), check=check)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """Rule extract_archive: unpack one archive into the release root; record its top-level entries."""
 
 import argparse
-import json
 from pathlib import Path
 
 from trafficfm import atomic

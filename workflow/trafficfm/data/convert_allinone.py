@@ -20,25 +20,14 @@ from PIL import Image
 
 from .. import atomic
 from .classes import BDD100K_CLASSES, IGNORE_INDEX, TT100K_CATEGORIES
+from .layout import DEFAULT_LAYOUT as LAYOUTS
 from .errors import ErrorCollector
 from .images import list_images, probe_many
 from .textfiles import numbered_lines
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LAYOUT = {
-    "train_dir": "track1_train_data",
-    "test_dir": "track1_test_data",
-    "cls_list": "cls/{split}.txt",
-    "cls_images": "cls/{split}",
-    "det_json": "dec/{split}.json",
-    "det_images": "dec/{split}",
-    "det_test_list": "dec/test.txt",
-    "seg_images": "seg/images/{split}",
-    "seg_labels": "seg/label/{split}",
-    "train_splits": ["train", "val"],
-    "test_split": "test",
-}
+DEFAULT_LAYOUT = LAYOUTS["allinone"]
 # A box may touch the border after float rounding; anything further out is an annotation error.
 BOX_TOLERANCE_PX = 1.0
 

@@ -14,19 +14,14 @@ import pandas as pd
 
 from .. import atomic
 from .classes import PEDESTRIAN_ATTRIBUTE_COUNT
+from .layout import DEFAULT_LAYOUT as LAYOUTS
 from .errors import ErrorCollector
 from .images import list_images
 from .textfiles import numbered_lines
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LAYOUT = {
-    "label_file": "{split}/{split}_label.txt",
-    "images": "{split}/{split}_images",
-    "test_queries": "test/test_text.txt",
-    "test_images": "test/test_images",
-    "train_splits": ["train", "val"],
-}
+DEFAULT_LAYOUT = LAYOUTS["retrieval"]
 JPEG_MAGIC = b"\xff\xd8\xff"
 PNG_MAGIC = b"\x89PNG"
 

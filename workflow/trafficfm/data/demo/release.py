@@ -35,6 +35,7 @@ import numpy as np
 
 from . import classification, detection, draw, retrieval, segmentation, signs
 from ..classes import BDD100K_CLASSES
+from ..layout import DEFAULT_LAYOUT
 
 # Mirrors config.yaml `data.demo` (used for keys the caller leaves out).
 DEFAULT_DEMO = {
@@ -55,30 +56,6 @@ DEFAULT_DEMO = {
     "retrieval_val": 1200,
     "retrieval_test": 1500,
     "retrieval_test_queries": 300,
-}
-
-# Mirrors config.yaml `data.layout` (the organisers' names).
-DEFAULT_LAYOUT = {
-    "allinone": {
-        "train_dir": "track1_train_data",
-        "test_dir": "track1_test_data",
-        "cls_list": "cls/{split}.txt",
-        "cls_images": "cls/{split}",
-        "det_json": "dec/{split}.json",
-        "det_images": "dec/{split}",
-        "det_test_list": "dec/test.txt",
-        "seg_images": "seg/images/{split}",
-        "seg_labels": "seg/label/{split}",
-        "train_splits": ["train", "val"],
-        "test_split": "test",
-    },
-    "retrieval": {
-        "label_file": "{split}/{split}_label.txt",
-        "images": "{split}/{split}_images",
-        "test_queries": "test/test_text.txt",
-        "test_images": "test/test_images",
-        "train_splits": ["train", "val"],
-    },
 }
 
 # Archive key -> the top-level release folder it holds (config `data.archives`).
