@@ -13,6 +13,9 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/allinone.smk"
+include: "workflow/rules/retrieval.smk"
+include: "workflow/rules/submission.smk"
 
 
 rule all:

@@ -17,10 +17,6 @@ ENV = "../../envs/trafficfm.yaml"
 ARCHIVES_BY_FILE = {a.file: a for a in PLAN.archives.values()}
 
 
-wildcard_constraints:
-    archive="|".join(re.escape(f) for f in ARCHIVES_BY_FILE) or "no-archive",
-
-
 def archive_entry(wildcards):
     return ARCHIVES_BY_FILE[wildcards.archive]
 
@@ -66,8 +62,11 @@ def retrieval_tables():
 
 
 def final_outputs():
+    """The default targets: data report, validation metrics of both tracks, both submissions."""
     return [
-        "results/data/allinone/manifest.json",
-        "results/data/retrieval/manifest.json",
         "results/data/report/summary.json",
+        "results/allinone/val_metrics.json",
+        "results/retrieval/val_metrics.json",
+        *submission_outputs(),
+        *validation_score_outputs(SCORE_SPLIT),
     ]

@@ -1,6 +1,10 @@
 # The data stage: demo archives or real ones -> fetched, verified, extracted -> canonical datasets.
 
 
+wildcard_constraints:
+    archive="|".join(re.escape(f) for f in ARCHIVES_BY_FILE) or "no-archive",
+
+
 rule make_demo_archives:
     output:
         archives=[

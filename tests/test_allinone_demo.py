@@ -1,0 +1,64 @@
+"""Integration: a tiny demo release in the organisers' layout -> the lead's converter -> training,
+evaluation and prediction of the AllInOne stage (tiny backbone, a few steps)."""
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from trafficfm.allinone.evaluate import evaluate  # noqa: E402
+from trafficfm.allinone.predict import predict  # noqa: E402
+from trafficfm.allinone.synthetic import tiny_config  # noqa: E402
+from trafficfm.allinone.train import train  # noqa: E402
+
+TINY_DEMO = {
+    "seed": 3, "cls_classes": 4, "cls_train": 12, "cls_val": 8, "cls_test": 6, "det_train": 6, "det_val": 4,
+    "det_test": 3, "det_size": [256, 384], "seg_train": 6, "seg_val": 4, "seg_test": 3, "seg_size": [96, 64],
+    "retrieval_train": 60, "retrieval_val": 40, "retrieval_test": 30, "retrieval_test_queries": 12,
+}
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from threads; one thread avoids oversubscribing a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    demo_mod = pytest.importorskip("trafficfm.data.demo")
+    convert = pytest.importorskip("trafficfm.data.convert_allinone")
+    base = tmp_path_factory.mktemp("allinone_demo")
+    tiny = Path(__file__).with_name("tiny.yaml")
+    demo = yaml.safe_load(tiny.read_text())["data"]["demo"] if tiny.exists() else TINY_DEMO
+    demo_mod.make_demo_release(base / "release", demo)
+    convert.convert_allinone(base / "release", base / "data", num_classes=demo["cls_classes"])
+    return base
+
+
+def test_demo_release_trains_evaluates_and_predicts(converted):
+    base = converted
+    cfg = tiny_config(steps=3)
+    cfg["train"]["tasks"]["det"]["crop"] = 128
+    summary = train(base / "data", base / "model.pt", base / "ckpt", cfg, curve_path=base / "curve.png", device="cpu")
+    assert summary["finished"]
+    metrics = evaluate(base / "model.pt", base / "data", base / "val_metrics.json", base, cfg["inference"], device="cpu")
+    assert set(metrics) == {"top1", "map50", "miou", "score"}
+    out = base / "predictions"
+    predict(base / "model.pt", base / "data", out, "test", cfg["inference"], device="cpu")
+    test_list = (base / "release" / "track1_test_data" / "dec" / "test.txt").read_text().split()
+    ids = {d["image_id"] for d in json.loads((out / "det_test.json").read_text())}
+    assert ids <= set(range(1, len(test_list) + 1))  # 1-based lines of dec/test.txt
+    names = set(pd.read_csv(out / "cls_test.csv")["name"])
+    assert names == {p.name for p in (base / "release" / "track1_test_data" / "cls" / "test").iterdir()}
+    assert len(list((out / "seg_test").glob("*.png"))) == len(
+        list((base / "release" / "track1_test_data" / "seg" / "images" / "test").glob("*.jpg")))

@@ -1,0 +1,140 @@
+"""Shapes, assignment of tiny boxes, and a loss that goes down, on the tiny backbone."""
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from trafficfm.allinone.backbones import build_backbone, load_matching, read_state_dict  # noqa: E402
+from trafficfm.allinone.detection import assign, decode_detections, make_points  # noqa: E402
+from trafficfm.allinone.model import AllInOneModel  # noqa: E402
+
+NUM = {"cls": 3, "det": 45, "seg": 19}
+CFG = {"backbone": "tiny", "fpn_channels": 32, "cls_hidden": 32, "seg_channels": 32}
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from threads; one thread avoids oversubscribing a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return AllInOneModel(CFG, NUM)
+
+
+def test_output_shapes(model):
+    model.eval()
+    with torch.no_grad():
+        assert model("cls", torch.rand(2, 3, 48, 64) * 255).shape == (2, 3)
+        assert model("seg", torch.rand(2, 3, 64, 96) * 255).shape == (2, 19, 64, 96)
+        cls_logits, reg, ctr, anchors, per_level = model("det", torch.rand(2, 3, 64, 96) * 255)
+    locations = sum(64 // s * 96 // s for s in (4, 8, 16))
+    assert per_level == [16 * 24, 8 * 12, 4 * 6]
+    assert cls_logits.shape == (2, locations, 45)
+    assert reg.shape == (2, locations, 4) and ctr.shape == (2, locations, 1)
+    assert anchors.shape == (locations, 4)
+    dets = model.detect(torch.rand(1, 3, 64, 96) * 255, [(60, 90)], score_thresh=0.0, max_detections=7)
+    assert dets[0]["boxes"].shape[0] <= 7
+    assert (dets[0]["boxes"][:, 2] <= 90).all() and (dets[0]["boxes"][:, 3] <= 60).all()
+
+
+def test_points_and_tiny_boxes_get_a_location():
+    anchors = make_points([(8, 8), (4, 4)], [4, 8], "cpu")
+    assert anchors[0].tolist() == [0.0, 0.0, 4.0, 4.0]  # centre (2, 2), side = stride
+    # a 3 px box between location centres, and a 10 px box: both get positives at stride 4
+    gt = torch.tensor([[4.5, 4.5, 5.5, 5.5], [12.0, 12.0, 22.0, 22.0]])
+    idx = assign(anchors, [64, 16], gt)
+    assert (idx == 0).sum() == 1
+    assert (idx == 1).sum() >= 4
+    assert (idx[64:] == -1).all()  # small boxes live on the finest level
+    assert (assign(anchors, [64, 16], torch.zeros(0, 4)) == -1).all()
+
+
+def test_decode_respects_limits():
+    anchors = make_points([(4, 4)], [8], "cpu")
+    logits = torch.full((1, 16, 2), -5.0)
+    logits[0, 5, 1] = 5.0
+    reg = torch.ones(1, 16, 4)
+    ctr = torch.full((1, 16, 1), 5.0)
+    out = decode_detections(logits, reg, ctr, anchors, [16], [(32, 32)], score_thresh=0.5)[0]
+    assert out["labels"].tolist() == [1]
+    # location 5 = row 1, col 1: centre (12, 12); distances 1 * stride
+    assert out["boxes"].tolist() == [[4.0, 4.0, 20.0, 20.0]]
+
+
+def test_loss_decreases_on_a_fixed_batch():
+    torch.manual_seed(0)
+    m = AllInOneModel(CFG, NUM)
+    opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
+    imgs = torch.rand(2, 3, 64, 64) * 255
+    targets = {
+        "cls": torch.tensor([0, 2]),
+        "det": [{"boxes": torch.tensor([[10.0, 10, 22, 22]]), "labels": torch.tensor([3])},
+                {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)}],
+        "seg": torch.randint(0, 19, (2, 64, 64)),
+    }
+    first, last = {}, {}
+    for step in range(12):
+        opt.zero_grad()
+        total = 0
+        for task in ("cls", "det", "seg"):
+            losses = m(task, imgs, targets[task])
+            value = sum(losses.values())
+            total = total + value
+            (first if step == 0 else last)[task] = float(value.detach())
+        total.backward()
+        opt.step()
+    for task in first:
+        assert last[task] < first[task], (task, first[task], last[task])
+
+
+def test_backbone_names_and_errors(tmp_path):
+    tiny = build_backbone("tiny")
+    assert [f.shape[-1] for f in tiny(torch.zeros(1, 3, 64, 64))] == [32, 16, 8, 4, 2]
+    with pytest.raises(ValueError, match="expected timm"):
+        build_backbone("nope:x")
+    with pytest.raises(FileNotFoundError):
+        build_backbone("tiny", pretrained=str(tmp_path / "missing.pt"))
+    # a saved state dict with other names but the same tensors loads by position
+    state = {f"w{i}": v for i, v in enumerate(tiny.state_dict().values())}
+    torch.save(state, tmp_path / "tiny.pt")
+    other = build_backbone("tiny", pretrained=str(tmp_path / "tiny.pt"))
+    assert torch.equal(other.stem[0].weight, tiny.stem[0].weight)
+    with pytest.raises(ValueError, match="no parameter matches"):
+        build_backbone("tiny", freeze=["nothing"])
+
+
+def test_efficientnet_lite0_package_weights():
+    """The shipped ImageNet weights load into timm's tf_efficientnet_lite0 (by position)."""
+    backbone = build_backbone("timm:tf_efficientnet_lite0", "package:efficientnet_lite0", freeze=["conv_stem", "bn1"])
+    state = read_state_dict("package:efficientnet_lite0")
+    assert torch.equal(backbone.body.conv_stem.weight, state["_conv_stem.weight"])
+    assert not backbone.body.conv_stem.weight.requires_grad
+    assert backbone.channels == [16, 24, 40, 112, 320]
+    feats = backbone(torch.zeros(1, 3, 64, 64))
+    assert [f.shape[-1] for f in feats] == [32, 16, 8, 4, 2]
+    with pytest.raises(ValueError, match="do not fit"):
+        load_matching(torch.nn.Linear(3, 3), state, "linear")
+
+
+def test_open_clip_vision_tower(tmp_path):
+    """A tiny open_clip ViT config (no weights): maps at strides 2..32 at any input size."""
+    import json
+
+    import open_clip
+
+    cfg = {"embed_dim": 32, "vision_cfg": {"image_size": 64, "layers": 1, "width": 64, "patch_size": 16},
+           "text_cfg": {"context_length": 8, "vocab_size": 100, "width": 32, "heads": 2, "layers": 1}}
+    (tmp_path / "Tiny-ViT-test.json").write_text(json.dumps(cfg))
+    open_clip.add_model_config(tmp_path)
+    backbone = build_backbone("open_clip:Tiny-ViT-test")
+    feats = backbone(torch.zeros(1, 3, 96, 128))
+    assert [tuple(f.shape[-2:]) for f in feats] == [(48, 64), (24, 32), (12, 16), (6, 8), (3, 4)]

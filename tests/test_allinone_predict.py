@@ -1,0 +1,102 @@
+"""Evaluation and prediction outputs: files, columns, ids and pixel frames as the data contract says."""
+
+import json
+import os
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from trafficfm.allinone.evaluate import evaluate  # noqa: E402
+from trafficfm.allinone.inference import _tiles, detect_image, load_model  # noqa: E402
+from trafficfm.allinone.predict import predict  # noqa: E402
+from trafficfm.allinone.synthetic import make_synthetic_allinone, tiny_config  # noqa: E402
+from trafficfm.allinone.train import train  # noqa: E402
+from trafficfm.data.canonical import Dataset  # noqa: E402
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from threads; one thread avoids oversubscribing a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    base = tmp_path_factory.mktemp("allinone_predict")
+    data = make_synthetic_allinone(base / "data", base / "root")
+    train(data, base / "model.pt", base / "ckpt", tiny_config(steps=2), device="cpu")
+    return data, base / "model.pt", base
+
+
+def test_predictions_follow_the_contract(trained):
+    data, model, base = trained
+    out = base / "predictions"
+    cfg = {"det_score_thresh": 0.0, "det_max_per_image": 7}
+    summary = predict(model, data, out, "test", cfg, device="cpu")
+    ds = Dataset.open(data)
+    # classification: name + label per test image, in table order
+    cls = pd.read_csv(out / "cls_test.csv")
+    assert list(cls.columns) == ["name", "label"]
+    assert list(cls["name"]) == [p.split("/")[-1] for p in ds.table("cls_test")["image"]]
+    assert cls["label"].between(0, 2).all()
+    # detection: COCO results, ids of det_test.json, bounded count, boxes inside the original image
+    dets = json.loads((out / "det_test.json").read_text())
+    images = {im["id"]: im for im in ds.coco("test")["images"]}
+    assert dets and summary["det"]["boxes"] == len(dets)
+    per_image = {}
+    for d in dets:
+        assert set(d) == {"image_id", "category_id", "bbox", "score"}
+        im = images[d["image_id"]]
+        x, y, w, h = d["bbox"]
+        assert 0 <= x and 0 <= y and w > 0 and h > 0
+        assert x + w <= im["width"] + 1e-6 and y + h <= im["height"] + 1e-6
+        assert 0 <= d["category_id"] <= 44 and 0 <= d["score"] <= 1
+        per_image[d["image_id"]] = per_image.get(d["image_id"], 0) + 1
+    assert max(per_image.values()) <= 7
+    # segmentation: one single-channel PNG per test image, original size, class ids only
+    seg = ds.table("seg_test")
+    files = sorted(p.name for p in (out / "seg_test").iterdir())
+    assert files == sorted(p.split("/")[-1].replace(".jpg", ".png") for p in seg["image"])
+    for _, row in seg.iterrows():
+        label = cv2.imread(str(out / "seg_test" / row["image"].split("/")[-1].replace(".jpg", ".png")),
+                           cv2.IMREAD_UNCHANGED)
+        assert label.shape == (row["height"], row["width"]) and label.dtype == np.uint8
+        assert label.max() < 19
+    # no temporary folders left behind
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_evaluation_writes_metrics_and_tables(trained):
+    data, model, base = trained
+    metrics = evaluate(model, data, base / "val_metrics.json", base, {}, device="cpu")
+    saved = json.loads((base / "val_metrics.json").read_text())
+    assert saved == metrics and set(saved) == {"top1", "map50", "miou", "score"}
+    assert all(0.0 <= v <= 1.0 for v in saved.values())
+    assert saved["score"] == pytest.approx((saved["top1"] + saved["map50"] + saved["miou"]) / 3)
+    seg = pd.read_csv(base / "val_seg_per_class.csv")
+    assert len(seg) == 19 and saved["miou"] == pytest.approx(seg["iou"].mean())
+    assert len(pd.read_csv(base / "val_cls_per_class.csv")) == 3
+    assert len(pd.read_csv(base / "val_det_per_class.csv")) == 45
+
+
+def test_tiled_detection_matches_frames(trained):
+    _, model_path, _ = trained
+    model, _ = load_model(model_path, "cpu")
+    assert _tiles(100, 250, 128, 32) == [(0, 0), (0, 96), (0, 122)]
+    img = np.random.default_rng(0).integers(0, 255, (150, 260, 3), dtype=np.uint8)
+    cfg = {"det_score_thresh": 0.0, "det_max_per_image": 30}
+    whole = detect_image(model, img, torch.device("cpu"), cfg)
+    tiled = detect_image(model, img, torch.device("cpu"), {**cfg, "det_tile": 128, "det_tile_overlap": 32})
+    for det in (whole, tiled):
+        assert len(det["boxes"]) <= 30
+        assert (det["boxes"][:, [0, 2]] <= 260).all() and (det["boxes"][:, [1, 3]] <= 150).all()
+    scaled = detect_image(model, img, torch.device("cpu"), {**cfg, "det_scale": 1.5})
+    assert (scaled["boxes"][:, [0, 2]] <= 260).all() and (scaled["boxes"][:, [1, 3]] <= 150).all()

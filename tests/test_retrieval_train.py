@@ -1,0 +1,107 @@
+"""Sampler, resumable fine-tuning, evaluation outputs and the test-ranking format (tiny model)."""
+
+import json
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from trafficfm.retrieval.data import AttributeGroupBatchSampler
+from trafficfm.retrieval.evaluate import evaluate, validation_queries
+from trafficfm.retrieval.predict import COLUMNS, predict
+from trafficfm.retrieval.synthetic import make_canonical
+from trafficfm.retrieval.train import finetune
+
+TINY_MODEL = {"arch": "trafficfm-tiny", "image_size": 32, "context_length": 32, "channels_last": False}
+TINY_TRAIN = {"epochs": 2, "batch_size": 16, "per_attribute": 2, "workers": 0, "warmup_steps": 2,
+              "augment": {"scale_min": 0.8, "hflip": True}, "checkpoint_every": 1000}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return make_canonical(tmp_path_factory.mktemp("synthetic"), vehicles=40, pedestrians=40,
+                          test_images=14, test_queries=25)
+
+
+def test_sampler_groups_attributes_and_covers_epoch():
+    attributes = np.repeat(np.arange(10), 6)
+    sampler = AttributeGroupBatchSampler(attributes, batch_size=12, per_attribute=3, seed=1, drop_last=False)
+    batches = sampler.epoch_batches(0)
+    assert sorted(i for b in batches for i in b) == list(range(60))
+    for batch in batches:
+        counts = Counter(attributes[batch].tolist())
+        assert max(counts.values()) >= 2  # several images of one attribute text together
+    assert batches == sampler.epoch_batches(0) and batches != sampler.epoch_batches(1)
+    ranks = [AttributeGroupBatchSampler(attributes, 12, 3, 1, False, r, 2).epoch_batches(0) for r in range(2)]
+    assert len(ranks[0]) == len(ranks[1])
+    assert not set(i for b in ranks[0] for i in b) & set(i for b in ranks[1] for i in b)
+    sampler.set_epoch(0, start_batch=2)
+    assert list(sampler) == batches[2:]
+
+
+def _states_equal(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_equals_uninterrupted(dataset, tmp_path):
+    straight = finetune(dataset, tmp_path / "a.pt", TINY_MODEL, TINY_TRAIN, tmp_path / "ckpt_a")
+    interrupted = finetune(dataset, tmp_path / "b.pt", TINY_MODEL, TINY_TRAIN, tmp_path / "ckpt_b",
+                           stop_after_steps=4)  # past the end of epoch 0 (3 steps)
+    assert interrupted == {"interrupted_at_step": 4} and not (tmp_path / "b.pt").exists()
+    resumed = finetune(dataset, tmp_path / "b.pt", TINY_MODEL, TINY_TRAIN, tmp_path / "ckpt_b")
+    assert resumed["steps"] == straight["steps"] == 6
+    assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in straight["history"]]
+    a = torch.load(tmp_path / "a.pt", weights_only=False)["state_dict"]
+    b = torch.load(tmp_path / "b.pt", weights_only=False)["state_dict"]
+    assert _states_equal(a, b)
+    # the same with the frozen-prefix image cache (no augmentation): resumed == uninterrupted
+    cached = {**TINY_TRAIN, "augment": {}, "cache_frozen_image": True}
+    locked = {**TINY_MODEL, "unlock_image": 2}
+    straight = finetune(dataset, tmp_path / "d.pt", locked, cached, tmp_path / "ckpt_d")
+    finetune(dataset, tmp_path / "e.pt", locked, cached, tmp_path / "ckpt_e", stop_after_steps=2)
+    finetune(dataset, tmp_path / "e.pt", locked, cached, tmp_path / "ckpt_e")
+    d = torch.load(tmp_path / "d.pt", weights_only=False)["state_dict"]
+    e = torch.load(tmp_path / "e.pt", weights_only=False)["state_dict"]
+    assert _states_equal(d, e) and straight["steps"] == 6
+    # a changed result-changing setting does not resume the old run
+    changed = finetune(dataset, tmp_path / "c.pt", TINY_MODEL, {**TINY_TRAIN, "lr": 1e-4}, tmp_path / "ckpt_b",
+                       stop_after_steps=1)
+    assert changed == {"interrupted_at_step": 1}
+
+
+def test_validation_queries_one_per_line(dataset):
+    frame = pd.read_csv(dataset / "val.csv", keep_default_na=False)
+    assert len(validation_queries(frame, "line")) == len(frame)
+    assert len(validation_queries(frame, "caption")) == len(frame.drop_duplicates(["caption", "attribute"]))
+
+
+def test_evaluate_and_predict_outputs(dataset, tmp_path):
+    finetune(dataset, tmp_path / "model.pt", TINY_MODEL, {**TINY_TRAIN, "epochs": 1}, None, tmp_path / "summary.json")
+    result = evaluate(dataset, tmp_path / "model.pt", tmp_path / "val_metrics.json", tmp_path / "per_kind.json",
+                      tmp_path / "rerank.json", TINY_MODEL, {"workers": 0}, rankings_out=tmp_path / "val_rankings.csv")
+    metrics = json.loads((tmp_path / "val_metrics.json").read_text())
+    assert set(metrics) == {"map10", "map10_before", "recall@1", "recall@5", "recall@10"}
+    assert all(0 <= v <= 1 + 1e-5 for v in metrics.values())
+    per_kind = json.loads((tmp_path / "per_kind.json").read_text())
+    assert {"overall", "vehicle", "pedestrian"} <= set(per_kind["after"])
+    assert json.loads((tmp_path / "rerank.json").read_text())["method"] == result["rerank"]["method"]
+    val = pd.read_csv(dataset / "val.csv", keep_default_na=False)
+    val_rankings = pd.read_csv(tmp_path / "val_rankings.csv", keep_default_na=False)
+    assert len(val_rankings) == len(val) * 10 and val_rankings["query"].max() == len(val) - 1
+    assert val_rankings.groupby("query")["text"].first().tolist() == val["caption"].tolist()
+
+    frame = predict(dataset, tmp_path / "model.pt", tmp_path / "rerank.json", tmp_path / "rankings.csv",
+                    {"workers": 0})
+    written = pd.read_csv(tmp_path / "rankings.csv", keep_default_na=False, dtype={"name": str})
+    queries = pd.read_csv(dataset / "test_queries.csv", keep_default_na=False)
+    images = pd.read_csv(dataset / "test_images.csv", keep_default_na=False, dtype={"name": str})
+    assert list(written.columns) == COLUMNS and len(written) == len(frame)
+    assert len(queries) > len(images)  # more queries than images: none may be dropped
+    assert len(written) == len(queries) * 10
+    assert written["query"].drop_duplicates().tolist() == queries["query"].tolist()
+    assert written.groupby("query")["text"].first().tolist() == queries["text"].tolist()
+    for _, group in written.groupby("query"):
+        assert group["rank"].tolist() == list(range(1, 11))
+        assert group["name"].nunique() == 10 and set(group["name"]) <= set(images["name"])

@@ -1,0 +1,48 @@
+"""Rule finetune_retrieval: canonical training pairs -> fine-tuned open_clip model (+ summary)."""
+
+import argparse
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+from trafficfm.logs import setup_logging  # noqa: E402
+from trafficfm.retrieval.train import finetune  # noqa: E402
+
+
+def run(dataset_dir, model_out, summary_out, model_cfg, train_cfg, checkpoint_dir, split, threads):
+    torch.set_num_threads(max(1, threads))
+    train_cfg = {**train_cfg, "workers": 1 if threads >= 2 else 0}
+    finetune(dataset_dir, model_out, model_cfg, train_cfg, checkpoint_dir, summary_out, split=split)
+
+
+if "snakemake" in globals():
+    setup_logging(snakemake.log[0])
+    run(
+        Path(snakemake.input.manifest).parent,
+        snakemake.output.model,
+        snakemake.output.summary,
+        snakemake.params.model,
+        snakemake.params.train,
+        snakemake.params.checkpoint_dir,
+        snakemake.params.split,
+        snakemake.threads,
+    )
+elif __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("dataset_dir", help="canonical retrieval dataset (results/data/retrieval)")
+    parser.add_argument("--model-out", default="results/retrieval/model.pt")
+    parser.add_argument("--summary-out", default="results/retrieval/train_summary.json")
+    parser.add_argument("--config", default="config.yaml", help="config file with a retrieval: section")
+    parser.add_argument("--checkpoint-dir", default="results/retrieval/checkpoints")
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    setup_logging()
+    section = yaml.safe_load(Path(args.config).read_text())["retrieval"]
+    run(args.dataset_dir, args.model_out, args.summary_out, section["model"], section["train"],
+        args.checkpoint_dir, args.split, args.threads)

@@ -1,0 +1,51 @@
+"""Rule train_allinone: joint training of the AllInOne model (resumes from its checkpoints).
+
+By hand, or on several GPUs / nodes with the same code:
+    torchrun --nproc_per_node 4 workflow/scripts/train_allinone.py --config config.yaml \\
+        --data results/data/allinone --out results/allinone
+"""
+
+import argparse
+import logging
+from pathlib import Path
+
+import torch
+import yaml
+
+from trafficfm.allinone.train import train
+from trafficfm.logs import setup_logging
+
+
+def main(data, model, checkpoints, cfg, curve=None, history=None, device="auto", threads=None, log=None):
+    setup_logging(log)
+    if threads and not torch.cuda.is_available():
+        torch.set_num_threads(int(threads))
+    summary = train(data, model, checkpoints, cfg, curve_path=curve, history_path=history, device=device)
+    logging.getLogger("trafficfm").info("training summary: %s", summary)
+
+
+if "snakemake" in globals():
+    main(
+        Path(snakemake.input.manifest).parent,
+        snakemake.output.model,
+        snakemake.params.checkpoint_dir,
+        snakemake.params.cfg,
+        curve=snakemake.output.curve,
+        history=snakemake.output.history,
+        device=snakemake.params.device,
+        threads=snakemake.threads,
+        log=snakemake.log[0],
+    )
+elif __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="config.yaml", help="YAML file with an 'allinone' section")
+    parser.add_argument("--data", default="results/data/allinone", help="canonical AllInOne dataset folder")
+    parser.add_argument("--out", default="results/allinone", help="folder for model.pt, the curve and history")
+    parser.add_argument("--checkpoints", default=None, help="checkpoint folder (default: <out>/checkpoints)")
+    parser.add_argument("--device", default=None, help="auto, cpu, cuda (default: config allinone.device)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    args = parser.parse_args()
+    cfg = yaml.safe_load(Path(args.config).read_text())["allinone"]
+    out = Path(args.out)
+    main(args.data, out / "model.pt", args.checkpoints or out / "checkpoints", cfg, out / "training_curve.png",
+         out / "training_history.json", args.device or cfg.get("device", "auto"), args.threads)

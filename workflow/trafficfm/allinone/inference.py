@@ -1,0 +1,186 @@
+"""Inference of the three tasks in original image pixels (shared by evaluation, prediction and the
+periodic validation during training).
+
+Detection runs on the whole image at native resolution (optionally rescaled by ``scale``), or, with
+``tile`` set, on overlapping tiles whose detections are merged with class-wise NMS: the way to keep
+signs of a few pixels visible in 2048 x 2048 images without resizing them away.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torchvision.ops import batched_nms
+
+from .datasets import read_rgb, to_tensor
+from .model import AllInOneModel
+from .transforms import cls_eval, pad_to_multiple
+
+DEFAULT_INFER_CFG: dict = {
+    "batch_size": 16,  # classification / segmentation images per forward pass
+    "det_score_thresh": 0.05,
+    "det_nms_thresh": 0.6,
+    "det_max_per_image": 50,
+    "det_topk_candidates": 1000,
+    "det_class_agnostic_nms": False,
+    "det_scale": 1.0,
+    "det_tile": None,
+    "det_tile_overlap": 96,
+    "seg_scale": 1.0,
+    "pad_divisor": 32,
+}
+
+
+def resolve_device(device: str | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def autocast(device: torch.device, precision: str = "bf16"):
+    if device.type == "cuda" and precision == "bf16":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[AllInOneModel, dict]:
+    """Rebuild the model saved by training (``model.pt``) without fetching any pretrained weights."""
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    cfg = {**blob["model_cfg"], "pretrained": None}
+    model = AllInOneModel(cfg, blob["num_classes"])
+    model.load_state_dict(blob["state_dict"])
+    model.to(device).to(memory_format=torch.channels_last).eval()
+    return model, blob
+
+
+def _batch_tensor(images: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    return torch.stack([to_tensor(im) for im in images]).to(device)
+
+
+# ------------------------------------------------------------------------------------ classification
+@torch.inference_mode()
+def classify(model: AllInOneModel, paths: list[str], size: int, device: torch.device, batch_size: int = 32,
+             precision: str = "bf16") -> np.ndarray:
+    """Predicted class index per image."""
+    preds = []
+    for i in range(0, len(paths), batch_size):
+        imgs = [cls_eval(read_rgb(p), size) for p in paths[i : i + batch_size]]
+        with autocast(device, precision):
+            logits = model("cls", _batch_tensor(imgs, device))
+        preds.append(logits.argmax(1).cpu().numpy())
+    return np.concatenate(preds) if preds else np.zeros((0,), dtype=np.int64)
+
+
+# ------------------------------------------------------------------------------------------- detection
+def _tiles(h: int, w: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    def starts(n: int) -> list[int]:
+        if n <= tile:
+            return [0]
+        step = tile - overlap
+        k = math.ceil((n - tile) / step) + 1
+        return sorted({min(i * step, n - tile) for i in range(k)})
+
+    return [(y, x) for y in starts(h) for x in starts(w)]
+
+
+@torch.inference_mode()
+def detect_image(model: AllInOneModel, img: np.ndarray, device: torch.device, cfg: dict,
+                 precision: str = "bf16") -> dict[str, np.ndarray]:
+    """Boxes (xyxy, original pixels), scores and label indices of one RGB image."""
+    cfg = {**DEFAULT_INFER_CFG, **cfg}
+    h0, w0 = img.shape[:2]
+    scale = float(cfg["det_scale"])
+    if scale != 1.0:
+        img = cv2.resize(img, (max(1, round(w0 * scale)), max(1, round(h0 * scale))), interpolation=cv2.INTER_LINEAR)
+    h, w = img.shape[:2]
+    kw = dict(
+        score_thresh=cfg["det_score_thresh"], nms_thresh=cfg["det_nms_thresh"],
+        topk_candidates=cfg["det_topk_candidates"], max_detections=cfg["det_max_per_image"],
+        class_agnostic_nms=bool(cfg["det_class_agnostic_nms"]),
+    )
+    tile = cfg["det_tile"]
+    div = int(cfg["pad_divisor"])
+    if not tile or (h <= tile and w <= tile):
+        x = _batch_tensor([pad_to_multiple(img, div)], device)
+        with autocast(device, precision):
+            det = model.detect(x, [(h, w)], **kw)[0]
+        boxes, scores, labels = det["boxes"], det["scores"], det["labels"]
+    else:
+        tile = int(tile)
+        origins = _tiles(h, w, tile, int(cfg["det_tile_overlap"]))
+        crops, sizes = [], []
+        for y, x in origins:
+            crop = img[y : y + tile, x : x + tile]
+            sizes.append(crop.shape[:2])
+            crops.append(np.pad(crop, ((0, tile - crop.shape[0]), (0, tile - crop.shape[1]), (0, 0))))
+        results = []
+        bs = max(1, int(cfg["batch_size"]) // 4)
+        for i in range(0, len(crops), bs):
+            with autocast(device, precision):
+                results += model.detect(_batch_tensor(crops[i : i + bs], device), sizes[i : i + bs], **kw)
+        for (y, x), r in zip(origins, results):
+            r["boxes"] = r["boxes"] + torch.tensor([x, y, x, y], dtype=r["boxes"].dtype, device=r["boxes"].device)
+        boxes = torch.cat([r["boxes"] for r in results])
+        scores = torch.cat([r["scores"] for r in results])
+        labels = torch.cat([r["labels"] for r in results])
+        groups = torch.zeros_like(labels) if cfg["det_class_agnostic_nms"] else labels
+        keep = batched_nms(boxes, scores, groups, cfg["det_nms_thresh"])[: cfg["det_max_per_image"]]
+        boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+    boxes = boxes.float().cpu().numpy() / scale
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w0)
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h0)
+    return {"boxes": boxes, "scores": scores.float().cpu().numpy(), "labels": labels.cpu().numpy()}
+
+
+def coco_results(image_id: int, det: dict[str, np.ndarray], category_ids: list[int]) -> list[dict]:
+    """COCO result records (``bbox`` = [x, y, w, h], rounded to 0.01 px) of one image."""
+    out = []
+    for (x1, y1, x2, y2), s, lab in zip(det["boxes"], det["scores"], det["labels"]):
+        out.append({
+            "image_id": int(image_id),
+            "category_id": int(category_ids[int(lab)]),
+            "bbox": [round(float(x1), 2), round(float(y1), 2), round(float(x2 - x1), 2), round(float(y2 - y1), 2)],
+            "score": round(float(s), 5),
+        })
+    return out
+
+
+# ---------------------------------------------------------------------------------------- segmentation
+@torch.inference_mode()
+def segment_images(model: AllInOneModel, imgs: list[np.ndarray], device: torch.device, cfg: dict,
+                   precision: str = "bf16") -> list[np.ndarray]:
+    """Label map (uint8, original size) per RGB image; images of equal size share a forward pass."""
+    cfg = {**DEFAULT_INFER_CFG, **cfg}
+    scale, div = float(cfg["seg_scale"]), int(cfg["pad_divisor"])
+    out: list[np.ndarray | None] = [None] * len(imgs)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, im in enumerate(imgs):
+        groups.setdefault(im.shape[:2], []).append(i)
+    for (h0, w0), idxs in groups.items():
+        h, w = (max(1, round(h0 * scale)), max(1, round(w0 * scale))) if scale != 1.0 else (h0, w0)
+        batch = []
+        for i in idxs:
+            im = imgs[i] if scale == 1.0 else cv2.resize(imgs[i], (w, h), interpolation=cv2.INTER_LINEAR)
+            batch.append(pad_to_multiple(im, div))
+        with autocast(device, precision):
+            logits = model("seg", _batch_tensor(batch, device))[:, :, :h, :w].float()
+        if scale != 1.0:
+            logits = torch.nn.functional.interpolate(logits, size=(h0, w0), mode="bilinear", align_corners=False)
+        pred = logits.argmax(1).to(torch.uint8).cpu().numpy()
+        for j, i in enumerate(idxs):
+            out[i] = pred[j]
+    return out  # type: ignore[return-value]
+
+
+def segment(model: AllInOneModel, paths: list[str], device: torch.device, cfg: dict, precision: str = "bf16"):
+    """Yield (index, label map) for each image path, ``batch_size`` images at a time."""
+    bs = int({**DEFAULT_INFER_CFG, **cfg}["batch_size"])
+    for i in range(0, len(paths), bs):
+        imgs = [read_rgb(p) for p in paths[i : i + bs]]
+        for j, pred in enumerate(segment_images(model, imgs, device, cfg, precision)):
+            yield i + j, pred

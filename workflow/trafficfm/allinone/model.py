@@ -1,0 +1,172 @@
+"""The AllInOne model: one backbone + feature pyramid shared by three task heads.
+
+- classification: the backbone's last (stride-32) features -> 1x1 conv, GroupNorm, pooling, linear;
+- detection: torchvision's FCOS classification/regression heads on the pyramid levels named by
+  ``det_strides`` (stride 4 by default, so signs of 8 px still cover several locations);
+- segmentation: a semantic-FPN head that merges all pyramid levels at stride 4 and upsamples.
+
+Images enter as uint8-range tensors (0..255, RGB, NCHW); the model applies the backbone's mean/std.
+``forward(task, images, targets)`` returns a dict of losses when targets are given, else raw outputs.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.models.detection.fcos import FCOSClassificationHead, FCOSRegressionHead
+from torchvision.ops import FeaturePyramidNetwork
+
+from .backbones import STRIDES, build_backbone
+from .detection import decode_detections, fcos_losses, make_points
+from .distributed import global_normalizer
+
+TASKS = ("cls", "det", "seg")
+
+DEFAULT_MODEL_CFG: dict = {
+    "backbone": "tiny",
+    "pretrained": None,
+    "freeze": [],
+    "return_nodes": None,
+    "mean": [0.5, 0.5, 0.5],
+    "std": [0.5, 0.5, 0.5],
+    "fpn_channels": 64,
+    "cls_hidden": 512,
+    "cls_dropout": 0.0,
+    "det_strides": [4, 8, 16],
+    "det_head_convs": 2,
+    "det_center_radius": 1.5,
+    "seg_channels": 64,
+}
+
+
+def _groups(channels: int) -> int:
+    """GroupNorm groups: up to 32, at least 8 channels each (so a 1x1 map is still normalisable)."""
+    for g in (32, 16, 8, 4, 2):
+        if channels % g == 0 and channels // g >= 8:
+            return g
+    return 1
+
+
+def _conv_gn_relu(cin: int, cout: int, k: int = 3) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.GroupNorm(_groups(cout), cout), nn.ReLU(inplace=True)
+    )
+
+
+class ClsHead(nn.Module):
+    def __init__(self, cin: int, hidden: int, num_classes: int, dropout: float):
+        super().__init__()
+        self.proj = _conv_gn_relu(cin, hidden, k=1)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.proj(x).mean(dim=(2, 3))
+        return self.fc(self.dropout(x))
+
+
+class SegHead(nn.Module):
+    """Semantic FPN: every pyramid level -> conv, upsampled to stride 4 and summed, fused; then a
+    detail step at stride 2 that mixes in the backbone's stride-2 features (thin poles, small lights
+    and riders are narrower than one stride-4 cell); logits upsampled to the input size."""
+
+    def __init__(self, cin: int, mid: int, num_classes: int, fine_channels: int, levels: int = 4):
+        super().__init__()
+        self.lateral = nn.ModuleList(_conv_gn_relu(cin, mid) for _ in range(levels))
+        self.fuse = _conv_gn_relu(mid, mid)
+        detail = max(8, mid // 2)
+        self.detail_mix = _conv_gn_relu(mid + fine_channels, detail, k=1)
+        self.detail = _conv_gn_relu(detail, detail)
+        self.classifier = nn.Conv2d(detail, num_classes, 1)
+
+    def forward(self, pyramid: list[Tensor], fine: Tensor, size: tuple[int, int]) -> Tensor:
+        base = pyramid[0].shape[-2:]
+        y = self.lateral[0](pyramid[0])
+        for lat, p in zip(self.lateral[1:], pyramid[1:]):
+            y = y + F.interpolate(lat(p), size=base, mode="bilinear", align_corners=False)
+        y = F.interpolate(self.fuse(y), size=fine.shape[-2:], mode="bilinear", align_corners=False)
+        y = self.detail(self.detail_mix(torch.cat([y, fine], dim=1)))
+        logits = self.classifier(y)
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+
+class AllInOneModel(nn.Module):
+    def __init__(self, cfg: dict, num_classes: dict[str, int]):
+        super().__init__()
+        cfg = {**DEFAULT_MODEL_CFG, **cfg}
+        self.cfg = cfg
+        self.num_classes = dict(num_classes)
+        self.backbone = build_backbone(cfg["backbone"], cfg["pretrained"], cfg["freeze"], cfg["return_nodes"])
+        self.register_buffer("pixel_mean", torch.tensor(cfg["mean"]).view(1, 3, 1, 1) * 255.0, persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(cfg["std"]).view(1, 3, 1, 1) * 255.0, persistent=False)
+        c = int(cfg["fpn_channels"])
+        self.fpn = FeaturePyramidNetwork(list(self.backbone.channels[1:]), c)
+        self.det_strides = [int(s) for s in cfg["det_strides"]]
+        bad = [s for s in self.det_strides if s not in STRIDES]
+        if bad or self.det_strides != sorted(self.det_strides):
+            raise ValueError(f"det_strides {self.det_strides}: ascending values among {STRIDES}")
+        self.cls_head = ClsHead(self.backbone.channels[-1], int(cfg["cls_hidden"]), num_classes["cls"], cfg["cls_dropout"])
+        norm = partial(nn.GroupNorm, _groups(c))
+        self.det_cls = FCOSClassificationHead(c, 1, num_classes["det"], int(cfg["det_head_convs"]), norm_layer=norm)
+        self.det_reg = FCOSRegressionHead(c, 1, int(cfg["det_head_convs"]), norm_layer=norm)
+        self.seg_head = SegHead(c, int(cfg["seg_channels"]), num_classes["seg"], self.backbone.channels[0])
+        self.size_divisor = max(STRIDES)
+        # per-class weights of the segmentation loss (training only; set by the training loop)
+        self.register_buffer("seg_class_weights", torch.ones(num_classes["seg"]), persistent=False)
+
+    # ------------------------------------------------------------------ pieces
+    def normalize(self, images: Tensor) -> Tensor:
+        x = (images.to(self.pixel_mean.dtype) - self.pixel_mean) / self.pixel_std
+        return x.contiguous(memory_format=torch.channels_last)
+
+    def pyramid(self, feats: list[Tensor]) -> list[Tensor]:
+        """P2..P5 from the backbone's C2..C5 (``feats[1:]``; ``feats[0]`` is the stride-2 map)."""
+        out = self.fpn(OrderedDict((str(i), f) for i, f in enumerate(feats[1:])))
+        return list(out.values())
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """Parameters that every task's gradient flows into (backbone and pyramid)."""
+        return [p for p in list(self.backbone.parameters()) + list(self.fpn.parameters()) if p.requires_grad]
+
+    def det_raw(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, list[int]]:
+        pyr = self.pyramid(self.backbone(self.normalize(images)))
+        levels = [pyr[STRIDES.index(s)] for s in self.det_strides]
+        cls_logits = self.det_cls(levels)
+        bbox_reg, ctrness = self.det_reg(levels)
+        shapes = [tuple(f.shape[-2:]) for f in levels]
+        anchors = make_points(shapes, self.det_strides, images.device)
+        return cls_logits, bbox_reg, ctrness, anchors, [h * w for h, w in shapes]
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, task: str, images: Tensor, targets=None):
+        if task == "cls":
+            logits = self.cls_head(self.backbone(self.normalize(images))[-1]).float()
+            if targets is None:
+                return logits
+            loss = F.cross_entropy(logits, targets, reduction="sum")
+            return {"cls": loss / global_normalizer(torch.tensor(targets.numel(), device=logits.device))}
+        if task == "det":
+            cls_logits, bbox_reg, ctrness, anchors, per_level = self.det_raw(images)
+            if targets is None:
+                return cls_logits, bbox_reg, ctrness, anchors, per_level
+            return fcos_losses(
+                cls_logits, bbox_reg, ctrness, anchors, per_level, targets, global_normalizer,
+                self.cfg["det_center_radius"],
+            )
+        if task == "seg":
+            feats = self.backbone(self.normalize(images))
+            logits = self.seg_head(self.pyramid(feats), feats[0], tuple(images.shape[-2:])).float()
+            if targets is None:
+                return logits
+            loss = F.cross_entropy(logits, targets, weight=self.seg_class_weights, ignore_index=255, reduction="sum")
+            return {"seg": loss / global_normalizer((targets != 255).sum())}
+        raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+
+    @torch.no_grad()
+    def detect(self, images: Tensor, image_sizes: list[tuple[int, int]], **kwargs) -> list[dict[str, Tensor]]:
+        cls_logits, bbox_reg, ctrness, anchors, per_level = self.det_raw(images)
+        return decode_detections(cls_logits, bbox_reg, ctrness, anchors, per_level, image_sizes, **kwargs)

@@ -1,0 +1,409 @@
+"""Joint training of the AllInOne model: every step one batch per task, one optimizer step.
+
+Per step, for each task: forward, loss x task weight, backward; optionally the task's gradient on the
+shared parameters (backbone + pyramid) is clipped to its own norm before the tasks' gradients are
+summed. AdamW (no decay on biases and norms), linear warm-up then cosine decay, bf16 autocast on GPU.
+
+Reproducible and resumable: the data stream is a function of (seed, step) alone (see
+:mod:`.datasets`); a checkpoint every ``checkpoint_every`` steps holds the model, optimizer,
+scheduler and RNG states and the history, under a fingerprint of everything that changes the
+result. A rerun with the same fingerprint resumes from the newest checkpoint; a changed config
+starts over. Under ``torchrun`` the same code runs DistributedDataParallel, every process taking
+its slice of each global batch; the losses are normalised over all processes so the gradient equals
+the single-process gradient of the whole batch. Rank 0 alone writes.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader
+
+from .. import atomic
+from ..data.canonical import Dataset
+from .datasets import COLLATE, ClsDataset, DetDataset, SegDataset, StepBatchSampler, seg_class_weights
+from .distributed import DistInfo, all_reduce_mean, init_distributed
+from .evaluate import splits_of, validate
+from .inference import autocast, resolve_device
+from .model import DEFAULT_MODEL_CFG, TASKS, AllInOneModel
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TRAIN_CFG: dict = {
+    "steps": 600,
+    "lr": 2.0e-3,
+    "backbone_lr_scale": 1.0,
+    "weight_decay": 0.05,
+    "adam_eps": 1.0e-8,
+    "warmup_steps": 50,
+    "min_lr_ratio": 0.02,
+    "grad_clip": None,
+    "precision": "bf16",
+    "num_workers": 0,
+    "checkpoint_every": 100,
+    "keep_checkpoints": 2,
+    "log_every": 10,
+    "eval_every": 0,
+    "eval_limit": 50,
+    "tasks": {
+        "cls": {"batch_size": 32, "size": 128, "loss_weight": 1.0, "grad_clip": None, "aug": {}},
+        "det": {"batch_size": 8, "crop": 256, "loss_weight": 1.0, "grad_clip": None, "aug": {}},
+        "seg": {"batch_size": 8, "crop": [192, 320], "loss_weight": 1.0, "grad_clip": None, "class_weight_power": 0.5,
+                "aug": {}},
+    },
+}
+
+
+def deep_merge(base: dict, override: dict | None) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in (override or {}).items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def fingerprint(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def lr_lambda(warmup: int, total: int, min_ratio: float):
+    def f(step: int) -> float:
+        if warmup > 0 and step < warmup:
+            return (step + 1) / warmup
+        t = (step - warmup) / max(1, total - warmup)
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+    return f
+
+
+def param_groups(model: AllInOneModel, lr: float, weight_decay: float, backbone_scale: float) -> list[dict]:
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        key = (name.startswith("backbone."), p.ndim > 1)
+        groups.setdefault(key, []).append(p)
+    out = []
+    for (is_backbone, decay), params in sorted(groups.items()):
+        out.append({
+            "params": params,
+            "lr": lr * (backbone_scale if is_backbone else 1.0),
+            "weight_decay": weight_decay if decay else 0.0,
+        })
+    return out
+
+
+# ---------------------------------------------------------------------------------------- checkpoints
+def _checkpoints(directory: Path) -> list[Path]:
+    return sorted(directory.glob("ckpt_*.pt"))
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(directory: Path, step: int, model, optimizer, scheduler, history, fp: str, keep: int) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"ckpt_{step:07d}.pt"
+    blob = {
+        "step": step, "fingerprint": fp, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(), "rng": _rng_state(), "history": history,
+    }
+    with atomic.atomic_path(path) as tmp:
+        torch.save(blob, tmp)
+    for old in _checkpoints(directory)[: -max(1, keep)]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def find_checkpoint(directory: Path, fp: str) -> dict | None:
+    """Newest readable checkpoint with this fingerprint; stale ones (another config) are reported."""
+    for path in reversed(_checkpoints(directory)):
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:  # a damaged file: try the previous one
+            log.warning("checkpoint %s unreadable (%s); trying an older one", path, exc)
+            continue
+        if blob.get("fingerprint") != fp:
+            log.warning("checkpoint %s belongs to another configuration; starting over", path)
+            return None
+        log.info("resuming from %s (step %d)", path, blob["step"])
+        return blob
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- plot
+def plot_history(history: list[dict], path: str | Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = [h for h in history if "lr" in h]
+    evals = [h for h in history if "val" in h]
+    fig, axes = plt.subplots(1, 3 if evals else 2, figsize=(15 if evals else 10, 4))
+    ax = axes[0]
+    keys = sorted({k for h in train for k in h if k not in ("step", "lr", "time_s", "images_per_s")})
+    for k in keys:
+        ax.plot([h["step"] for h in train if k in h], [h[k] for h in train if k in h], label=k)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_title("training loss per task")
+    ax.legend(fontsize=8)
+    axes[1].plot([h["step"] for h in train], [h["lr"] for h in train])
+    axes[1].set_title("learning rate (head groups)")
+    axes[1].set_xlabel("step")
+    if evals:
+        for k in ("top1", "map50", "miou", "score"):
+            axes[2].plot([h["step"] for h in evals], [h["val"][k] for h in evals], marker="o", label=k)
+        axes[2].set_ylim(0, 1)
+        axes[2].set_title("validation (subset) metrics")
+        axes[2].set_xlabel("step")
+        axes[2].legend(fontsize=8)
+    fig.tight_layout()
+    with atomic.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------- train
+def build_loaders(data: Dataset, split: str, tcfg: dict, seed: int, start: int, stop: int, info: DistInfo):
+    tasks = tcfg["tasks"]
+    datasets = {
+        "cls": ClsDataset(data, split, tasks["cls"]["size"], True, tasks["cls"].get("aug")),
+        "det": DetDataset(data, split, tasks["det"]["crop"], True, tasks["det"].get("aug")),
+        "seg": SegDataset(data, split, tasks["seg"]["crop"], True, tasks["seg"].get("aug")),
+    }
+    loaders = {}
+    workers = int(tcfg["num_workers"])
+    for task, ds in datasets.items():
+        sampler = StepBatchSampler(len(ds), int(tasks[task]["batch_size"]), seed, task, start, stop,
+                                   info.rank, info.world_size)
+        loaders[task] = DataLoader(
+            ds, batch_sampler=sampler, collate_fn=COLLATE[task], num_workers=workers,
+            persistent_workers=False, prefetch_factor=2 if workers else None,
+            worker_init_fn=_worker_init if workers else None,
+        )
+    return loaders, datasets
+
+
+def _no_buffer_sync() -> dict:
+    import inspect
+
+    params = inspect.signature(DDP.__init__).parameters
+    return {"forward_sync_buffers": False} if "forward_sync_buffers" in params else {"broadcast_buffers": False}
+
+
+def _worker_init(_):
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def _to_device(batch, device):
+    images, targets = batch
+    images = images.to(device, non_blocking=True)
+    if isinstance(targets, list):
+        targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+    else:
+        targets = targets.to(device, non_blocking=True)
+    return images, targets
+
+
+def train(
+    dataset_dir: str | Path,
+    model_path: str | Path,
+    checkpoint_dir: str | Path,
+    cfg: dict,
+    curve_path: str | Path | None = None,
+    history_path: str | Path | None = None,
+    device: str | None = "auto",
+    stop_after: int | None = None,
+) -> dict:
+    """Train (or resume) and write the final weights to ``model_path``.
+
+    ``cfg`` = ``{"seed", "splits", "model", "train", "inference"}`` (the ``allinone`` config section;
+    missing keys take the defaults). ``stop_after`` ends this run after that many steps, leaving only
+    checkpoints, as a kill would (for tests and for splitting a long training into jobs).
+    Returns a summary dict (steps, seconds, last losses, final validation metrics when computed).
+    """
+    seed = int(cfg.get("seed", 0))
+    mcfg = deep_merge(DEFAULT_MODEL_CFG, cfg.get("model"))
+    tcfg = deep_merge(DEFAULT_TRAIN_CFG, cfg.get("train"))
+    icfg = dict(cfg.get("inference") or {})
+    dev = resolve_device(device)
+    info = init_distributed(dev.type)
+    if dev.type == "cuda" and info.enabled:
+        dev = torch.device("cuda", info.local_rank)
+    data = Dataset.open(dataset_dir)
+    splits = splits_of(data, cfg.get("splits"))
+    num_classes = {
+        "cls": len(data.manifest["cls_classes"]),
+        "det": len(data.manifest["det_categories"]),
+        "seg": len(data.manifest["seg_classes"]),
+    }
+    fp = fingerprint({"seed": seed, "model": mcfg, "train": {k: v for k, v in tcfg.items() if k not in (
+        "num_workers", "checkpoint_every", "keep_checkpoints", "log_every")}, "splits": splits,
+        "manifest": data.manifest})
+    total = int(tcfg["steps"])
+    precision = tcfg["precision"]
+    checkpoint_dir = Path(checkpoint_dir)
+
+    seed_everything(seed)
+    model = AllInOneModel(mcfg, num_classes).to(dev).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(
+        param_groups(model, tcfg["lr"], tcfg["weight_decay"], tcfg["backbone_lr_scale"]), lr=tcfg["lr"],
+        eps=float(tcfg["adam_eps"]),
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda(int(tcfg["warmup_steps"]), total, float(tcfg["min_lr_ratio"]))
+    )
+    history: list[dict] = []
+    start = 0
+    blob = find_checkpoint(checkpoint_dir, fp) if checkpoint_dir.exists() else None
+    if blob is not None:
+        model.load_state_dict(blob["model"])
+        optimizer.load_state_dict(blob["optimizer"])
+        scheduler.load_state_dict(blob["scheduler"])
+        _set_rng_state(blob["rng"])
+        history = blob["history"]
+        start = int(blob["step"])
+        del blob
+    elif info.is_main and checkpoint_dir.exists():
+        for stale in _checkpoints(checkpoint_dir):
+            stale.unlink(missing_ok=True)
+    if info.enabled:
+        dist.barrier()
+
+    net = model
+    if info.enabled:
+        # every buffer is a constant (frozen batch norm), so nothing to broadcast during training
+        net = DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None, find_unused_parameters=True,
+                  **_no_buffer_sync())
+    stop = total if stop_after is None else min(total, start + int(stop_after))
+    loaders, datasets = build_loaders(data, splits["train"], tcfg, seed, start, stop, info)
+    weights = seg_class_weights(datasets["seg"], num_classes["seg"], float(tcfg["tasks"]["seg"]["class_weight_power"]))
+    model.seg_class_weights.copy_(torch.from_numpy(weights))
+    log.info("segmentation class weights: %s", np.round(weights, 2).tolist())
+    iters = {t: iter(loaders[t]) for t in TASKS}
+    params = [p for p in model.parameters() if p.requires_grad]
+    shared = {id(p) for p in model.shared_parameters()}
+    shared_idx = [i for i, p in enumerate(params) if id(p) in shared]
+    tasks_cfg = tcfg["tasks"]
+    model.train()
+    t_start = time.perf_counter()
+    window: dict[str, list[float]] = {}
+    images_seen = 0
+    log.info("training steps %d..%d of %d on %s (world %d); fingerprint %s", start, stop, total, dev,
+             info.world_size, fp)
+    for step in range(start, stop):
+        batches = {t: _to_device(next(iters[t]), dev) for t in TASKS}
+        accum: list[torch.Tensor | None] = [None] * len(params)
+        for task in TASKS:
+            images, targets = batches[task]
+            with autocast(dev, precision):
+                losses = net(task, images, targets)
+            loss = sum(losses.values()) * float(tasks_cfg[task]["loss_weight"])
+            for p in params:
+                p.grad = None
+            loss.backward()
+            clip = tasks_cfg[task].get("grad_clip")
+            if clip:
+                torch.nn.utils.clip_grad_norm_([params[i].grad for i in shared_idx if params[i].grad is not None],
+                                               float(clip))
+            for i, p in enumerate(params):
+                if p.grad is not None:
+                    accum[i] = p.grad.clone() if accum[i] is None else accum[i].add_(p.grad)
+            for k, v in losses.items():
+                window.setdefault(k, []).append(float(v.detach()))
+            images_seen += images.shape[0] * info.world_size
+        for p, g in zip(params, accum):
+            p.grad = g
+        if tcfg["grad_clip"]:
+            torch.nn.utils.clip_grad_norm_(params, float(tcfg["grad_clip"]))
+        optimizer.step()
+        scheduler.step()
+        done = step + 1
+        if done % int(tcfg["log_every"]) == 0 or done == stop:
+            means = all_reduce_mean({k: float(np.mean(v)) for k, v in window.items()}, dev)
+            elapsed = time.perf_counter() - t_start
+            entry = {"step": done, "lr": optimizer.param_groups[-1]["lr"], **means,
+                     "time_s": round(elapsed, 2), "images_per_s": round(images_seen / max(elapsed, 1e-9), 2)}
+            history.append(entry)
+            window = {}
+            log.info("step %d/%d %s", done, total, " ".join(f"{k}={v:.4g}" for k, v in entry.items() if k != "step"))
+        if tcfg["eval_every"] and done % int(tcfg["eval_every"]) == 0 and done < total and info.is_main:
+            model.eval()
+            metrics, _ = validate(model, {"input": {"cls_size": tasks_cfg["cls"]["size"]},
+                                          "class_names": _class_names(data)}, data, splits["val"], dev, icfg,
+                                  limit=int(tcfg["eval_limit"]), precision=precision)
+            history.append({"step": done, "val": metrics})
+            model.train()
+        if info.is_main and (done % int(tcfg["checkpoint_every"]) == 0 or done == stop):
+            save_checkpoint(checkpoint_dir, done, model, optimizer, scheduler, history, fp,
+                            int(tcfg["keep_checkpoints"]))
+    if info.enabled:
+        dist.barrier()
+    seconds = time.perf_counter() - t_start
+    summary = {"start_step": start, "stop_step": stop, "total_steps": total, "seconds": round(seconds, 1),
+               "finished": stop == total}
+    if stop < total:
+        log.info("stopped after step %d of %d (checkpoint kept in %s)", stop, total, checkpoint_dir)
+        return summary
+    if info.is_main:
+        final = {
+            "model_cfg": {**mcfg, "pretrained": None},
+            "num_classes": num_classes,
+            "class_names": _class_names(data),
+            "input": {"cls_size": int(tasks_cfg["cls"]["size"])},
+            "state_dict": model.state_dict(),
+            "fingerprint": fp,
+            "steps": total,
+        }
+        with atomic.atomic_path(model_path) as tmp:
+            torch.save(final, tmp)
+        if history_path:
+            atomic.write_json(history_path, history)
+        if curve_path:
+            plot_history(history, curve_path)
+    summary["history_tail"] = history[-1] if history else {}
+    return summary
+
+
+def _class_names(data: Dataset) -> dict:
+    return {
+        "cls": list(data.manifest["cls_classes"]),
+        "det_category_ids": [int(c["id"]) for c in data.manifest["det_categories"]],
+        "det": [c["name"] for c in data.manifest["det_categories"]],
+        "seg": list(data.manifest["seg_classes"]),
+    }
+
+

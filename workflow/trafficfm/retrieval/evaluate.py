@@ -1,0 +1,190 @@
+"""Validation: mAP@10 (organisers' arithmetic) and Recall@1/5/10, before and after fine-tuning,
+overall and per kind, and the re-ranking decision.
+
+Validation queries are derived from the validation label file as the organisers' own
+``track2/test.py`` does: **one query per label line** (its caption), whose relevant images are
+the validation images matching that line's attribute text under :mod:`.relevance`; the gallery is
+every validation image. ``val_queries: caption`` instead keeps one query per distinct
+(caption, attribute) pair, which weighs attribute texts with many identical captions less.
+Per-kind figures use the queries of that kind against the whole gallery.
+
+Outputs: ``val_metrics.json`` = ``{"map10", "map10_before", "recall@1", "recall@5", "recall@10"}``
+(fractions, for the fine-tuned model with the kept re-ranking, if any), and beside it
+``val_metrics_per_kind.json`` (the same keys plus query counts for ``overall``, ``vehicle`` and
+``pedestrian``, before and after, with and without re-ranking) and ``rerank.json`` (the decision
+that :mod:`.predict` applies).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path, PurePosixPath
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import atomic
+from .data import image_loader, load_pairs, to_model_input
+from .metrics import hits_for_ranking, summarise_by_kind
+from .model import DEFAULT_MODEL_CFG, build_model
+from .rank import choose_rerank, kind_codes, rank, rankings_frame, rerank_candidates
+from .relevance import AttributeCodec
+from .train import load_model, pick_device, seed_everything
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EVAL_CFG = {
+    "val_queries": "line",
+    "batch_size": 128,
+    "workers": 1,
+    "chunk": 1024,
+    "rerank": True,
+    "rerank_min_gain": 0.002,
+    "rerank_grid": {},
+}
+
+
+@torch.no_grad()
+def encode_images(model, paths: Sequence[str], batch_size: int = 128, workers: int = 1) -> torch.Tensor:
+    model.eval()
+    out = []
+    for images, _ in image_loader(paths, model.image_size, batch_size, workers):
+        images = to_model_input(images, model.normalise.mean, model.normalise.std, model.device)
+        out.append(model.encode_image(images).float().cpu())
+    return torch.cat(out) if out else torch.zeros(0, 1)
+
+
+@torch.no_grad()
+def encode_texts(model, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+    """Embeddings of every text, in order (each distinct text encoded once; none dropped)."""
+    model.eval()
+    texts = list(texts)
+    unique = sorted(dict.fromkeys(texts), key=len)  # batches of similar length pad little
+    chunks = [model.encode_text(unique[i:i + batch_size]).float().cpu() for i in range(0, len(unique), batch_size)]
+    table = torch.cat(chunks) if chunks else torch.zeros(0, 1)
+    position = {t: i for i, t in enumerate(unique)}
+    return table[torch.tensor([position[t] for t in texts], dtype=torch.long)]
+
+
+def validation_queries(frame: pd.DataFrame, mode: str = "line") -> pd.DataFrame:
+    """Queries (``text``, ``attribute``, ``kind``) derived from the validation label lines."""
+    queries = frame[["caption", "attribute", "kind"]].rename(columns={"caption": "text"})
+    if mode == "caption":
+        queries = queries.drop_duplicates(["text", "attribute"])
+    elif mode != "line":
+        raise ValueError(f"val_queries must be 'line' or 'caption', got {mode!r}")
+    return queries.reset_index(drop=True)
+
+
+def score_model(model, frame: pd.DataFrame, queries: pd.DataFrame, cfg: dict, image_features=None):
+    """Encode the gallery (unless given) and the queries; returns (image features, text features)."""
+    t0 = time.perf_counter()
+    if image_features is None:
+        image_features = encode_images(model, frame["path"].tolist(), int(cfg["batch_size"]), int(cfg["workers"]))
+    text_features = encode_texts(model, queries["text"].tolist())
+    log.info("encoded %d images and %d queries in %.1f s", len(image_features), len(text_features),
+             time.perf_counter() - t0)
+    return image_features, text_features
+
+
+def metrics_for(codec: AttributeCodec, queries: pd.DataFrame, frame: pd.DataFrame, top: torch.Tensor) -> dict:
+    hits = hits_for_ranking(codec, codec.encode(queries["attribute"]), codec.encode(frame["attribute"]), top)
+    return summarise_by_kind(hits, queries["kind"].tolist())
+
+
+def evaluate(
+    dataset_dir: str | Path,
+    model_path: str | Path,
+    metrics_out: str | Path,
+    per_kind_out: str | Path,
+    rerank_out: str | Path,
+    model_cfg: dict | None = None,
+    eval_cfg: dict | None = None,
+    seed: int = 0,
+    split: str = "val",
+    device: str | None = None,
+    rankings_out: str | Path | None = None,
+) -> dict:
+    """Validate the fine-tuned model at ``model_path`` against the model it started from.
+
+    ``rankings_out``: also write the split's rankings (every label line a query, in line order,
+    re-ranked as decided) in the test rankings' form, for the submission stage's local scorer.
+    """
+    model_cfg = {**DEFAULT_MODEL_CFG, **(model_cfg or {})}
+    cfg = {**DEFAULT_EVAL_CFG, **(eval_cfg or {})}
+    device = pick_device(0, device)
+    frame = load_pairs(dataset_dir, split)
+    if frame.empty:
+        raise ValueError(f"{dataset_dir}/{split}.csv has no pairs: nothing to validate on")
+    lines = validation_queries(frame, "line")
+    scored = np.ones(len(lines), dtype=bool)
+    if cfg["val_queries"] == "caption":
+        scored = ~lines.duplicated(["text", "attribute"]).to_numpy()
+    elif cfg["val_queries"] != "line":
+        raise ValueError(f"val_queries must be 'line' or 'caption', got {cfg['val_queries']!r}")
+    queries = lines[scored].reset_index(drop=True)
+    codec = AttributeCodec()
+    gallery_kinds = kind_codes(frame["kind"].tolist())
+    k, chunk = 10, int(cfg["chunk"])
+    log.info("validation: %d queries (%s) against %d images", len(queries), cfg["val_queries"], len(frame))
+
+    def measure(texts, images, method=None):
+        top = rank(texts[torch.from_numpy(scored)], images, gallery_kinds, method, k=k, chunk=chunk)
+        return metrics_for(codec, queries, frame, top)
+
+    # Before fine-tuning: the same initial model the fine-tuning started from (same seed).
+    seed_everything(seed)
+    before_model = build_model(model_cfg, device)
+    images, texts = score_model(before_model, frame, lines, cfg)
+    before = measure(texts, images)
+    del before_model
+
+    after_model = load_model(model_path, device)
+    images, texts = score_model(after_model, frame, lines, cfg)
+    plain = measure(texts, images)
+    candidates = rerank_candidates(cfg.get("rerank_grid")) if cfg.get("rerank", True) else [{"name": "none"}]
+    decision = choose_rerank(lambda method: measure(texts, images, method)["overall"]["map10"], candidates,
+                             float(cfg["rerank_min_gain"]))
+    after = measure(texts, images, decision["method"]) if decision["kept"] else plain
+
+    overall = after["overall"]
+    metrics = {
+        "map10": overall["map10"],
+        "map10_before": before["overall"]["map10"],
+        "recall@1": overall["recall@1"],
+        "recall@5": overall["recall@5"],
+        "recall@10": overall["recall@10"],
+    }
+    per_kind = {
+        "queries": cfg["val_queries"],
+        "gallery_images": int(len(frame)),
+        "rerank": decision["method"],
+        "after": after,
+        "after_no_rerank": plain,
+        "before": before,
+    }
+    decision["split"] = split
+    if rankings_out:
+        top = rank(texts, images, gallery_kinds, decision["method"], k=k, chunk=chunk).numpy()
+        names = [PurePosixPath(p).name for p in frame["image"]]
+        table = rankings_frame(lines.assign(query=np.arange(len(lines))), names, top)
+        atomic.write_csv(rankings_out, table)
+    atomic.write_json(per_kind_out, per_kind)
+    atomic.write_json(rerank_out, decision)
+    atomic.write_json(metrics_out, metrics)
+    log.info("val mAP@10 %.4f (before %.4f); R@1 %.3f R@5 %.3f R@10 %.3f; re-ranking: %s",
+             metrics["map10"], metrics["map10_before"], metrics["recall@1"], metrics["recall@5"],
+             metrics["recall@10"], decision["reason"])
+    return {"metrics": metrics, "per_kind": per_kind, "rerank": decision}
+
+
+def as_table(per_kind: dict) -> pd.DataFrame:
+    """A flat table of the per-kind file (for reports)."""
+    rows = []
+    for stage in ("before", "after_no_rerank", "after"):
+        for kind, values in per_kind[stage].items():
+            rows.append({"stage": stage, "kind": kind, **values})
+    return pd.DataFrame(rows)

@@ -1,0 +1,378 @@
+"""Fine-tuning: AdamW, linear warm-up then cosine decay, gradient accumulation, bf16 autocast on
+GPU, seeded, resumable.
+
+Runs single-process on CPU and under ``torchrun`` on several GPUs with the same code
+(DistributedDataParallel; batches are split across ranks by the sampler and the loss gathers
+features next to itself; rank 0 alone writes).
+
+Checkpoints go to ``<checkpoint_dir>/<fingerprint>/last.pt``, a folder the Snakemake rule does not
+declare as output, so a failed or interrupted job resumes from there when run again. The
+fingerprint hashes every result-changing setting and the training table, so a changed config
+starts afresh instead of resuming a stale run. A resumed run reproduces an uninterrupted one:
+the checkpoint holds the model, optimizer, schedule, position in the epoch and every RNG state,
+and batch order and augmentation are functions of (seed, epoch, sample).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from .. import atomic
+from .data import AttributeGroupBatchSampler, PairDataset, load_pairs, to_model_input, train_loader
+from .loss import MultiPositiveLoss
+from .model import DEFAULT_MODEL_CFG, build_model, trainable_summary
+from .relevance import AttributeCodec
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TRAIN_CFG = {
+    "seed": 0,
+    "epochs": 2,
+    "max_steps": None,
+    "batch_size": 64,
+    "per_attribute": 4,
+    "accum_steps": 1,
+    "lr": 3e-4,
+    "head_lr": 2e-3,
+    "weight_decay": 0.05,
+    "warmup_steps": 20,
+    "min_lr_ratio": 0.0,
+    "grad_clip": 1.0,
+    "label_smoothing": 0.0,
+    "precision": "auto",
+    "augment": {"scale_min": 1.0, "hflip": False},
+    "cache_frozen_image": False,
+    "cache_max_mb": 2048,
+    "workers": 1,
+    "checkpoint_every": 50,
+    "log_every": 10,
+}
+# Keys that do not change the result (excluded from the checkpoint fingerprint).
+NON_RESULT_KEYS = ("workers", "checkpoint_every", "log_every", "cache_max_mb")
+HEAD_PARAMETERS = ("visual.head", "text.proj", "text_projection", "visual.proj", "logit_scale", "logit_bias")
+MAX_LOGIT_SCALE = math.log(100.0)
+
+
+# -------------------------------------------------------------------------------- distributed set-up
+def init_distributed() -> tuple[int, int, int]:
+    """(rank, local_rank, world_size); initialises the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0")), dist.get_world_size()
+    return 0, 0, 1
+
+
+def pick_device(local_rank: int = 0, requested: str | None = None) -> torch.device:
+    if requested and requested != "auto":
+        return torch.device(requested)
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """bf16 on GPU by default; fp32 on CPU unless ``precision: bf16`` asks for it."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------------- optimisation
+def parameter_groups(model: torch.nn.Module, cfg: dict) -> list[dict]:
+    """Backbone at ``lr``, projections and logit scale at ``head_lr``; no decay on 1-d tensors."""
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        head = any(key in name for key in HEAD_PARAMETERS)
+        decay = param.ndim >= 2 and "logit_" not in name
+        groups.setdefault((head, decay), []).append(param)
+    out = []
+    for (head, decay), params in sorted(groups.items()):
+        lr = cfg["head_lr"] if head else cfg["lr"]
+        out.append({"params": params, "lr": lr, "base_lr": lr, "weight_decay": cfg["weight_decay"] if decay else 0.0,
+                    "name": f"{'head' if head else 'backbone'}{'' if decay else '_no_decay'}"})
+    return out
+
+
+def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine from 1 to ``min_ratio`` at ``total``."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = group["base_lr"] * factor
+
+
+# ------------------------------------------------------------------------------------ checkpoints
+def fingerprint(model_cfg: dict, train_cfg: dict, table_path: Path) -> str:
+    result_cfg = {k: v for k, v in train_cfg.items() if k not in NON_RESULT_KEYS}
+    digest = hashlib.sha256(json.dumps([model_cfg, result_cfg], sort_keys=True, default=str).encode())
+    digest.update(Path(table_path).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, model, optimizer, position: dict, history: list) -> None:
+    with atomic.atomic_path(path) as tmp:
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "position": position,
+                    "rng": rng_state(), "history": history}, tmp)
+
+
+def load_checkpoint(path: Path, model, optimizer) -> tuple[dict, list]:
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    set_rng_state(state["rng"])
+    return state["position"], state["history"]
+
+
+def unwrap(model):
+    return model.module if hasattr(model, "module") else model
+
+
+# ------------------------------------------------------------------------------------------ train
+class _Forward(torch.nn.Module):
+    """forward(images, captions) -> features, so DDP sees one forward call per step."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images, captions, keys=None):
+        return self.model.encode_image(images, keys), self.model.encode_text(captions)
+
+
+def finetune(
+    dataset_dir: str | Path,
+    model_out: str | Path,
+    model_cfg: dict | None = None,
+    train_cfg: dict | None = None,
+    checkpoint_dir: str | Path | None = None,
+    summary_out: str | Path | None = None,
+    device: str | None = None,
+    split: str = "train",
+    stop_after_steps: int | None = None,
+) -> dict:
+    """Fine-tune on ``<dataset_dir>/<split>.csv``; write the model to ``model_out``.
+
+    ``stop_after_steps`` interrupts the run after that many optimizer steps (after writing the
+    checkpoint), as a crash would; it exists for the resume test and writes no model.
+    """
+    model_cfg = {**DEFAULT_MODEL_CFG, **(model_cfg or {})}
+    cfg = {**DEFAULT_TRAIN_CFG, **(train_cfg or {})}
+    cfg["augment"] = {**DEFAULT_TRAIN_CFG["augment"], **(cfg.get("augment") or {})}
+    rank, local_rank, world = init_distributed()
+    device = pick_device(local_rank, device)
+    amp_dtype = autocast_dtype(cfg["precision"], device)
+
+    frame = load_pairs(dataset_dir, split)
+    if frame.empty:
+        raise ValueError(f"{dataset_dir}/{split}.csv has no pairs")
+    codec = AttributeCodec()
+    attribute_ids = codec.encode(frame["attribute"])
+
+    seed_everything(int(cfg["seed"]))
+    model = build_model(model_cfg, device)
+    log.info("model %s: %s; device %s, autocast %s", model_cfg["arch"], trainable_summary(model), device, amp_dtype)
+
+    dataset = PairDataset(frame, attribute_ids, model.image_size, int(cfg["seed"]), cfg["augment"])
+    sampler = AttributeGroupBatchSampler(attribute_ids, int(cfg["batch_size"]), int(cfg["per_attribute"]),
+                                         int(cfg["seed"]), True, rank, world)
+    batches_per_epoch = len(sampler.epoch_batches(0))
+    accum = max(1, int(cfg["accum_steps"]))
+    steps_per_epoch = max(1, batches_per_epoch // accum)
+    total_steps = steps_per_epoch * int(cfg["epochs"])
+    if cfg.get("max_steps"):
+        total_steps = min(total_steps, int(cfg["max_steps"]))
+    loss_fn = MultiPositiveLoss(codec.table(), float(cfg["label_smoothing"])).to(device)
+    optimizer = torch.optim.AdamW(parameter_groups(model, cfg), betas=(0.9, 0.98), eps=1e-6)
+
+    forward = _Forward(model)
+    if world > 1:
+        forward = torch.nn.parallel.DistributedDataParallel(
+            forward, device_ids=[local_rank] if device.type == "cuda" else None)
+
+    position = {"epoch": 0, "batch": 0, "step": 0}
+    history: list[dict] = []
+    ckpt_path = None
+    if checkpoint_dir:
+        key = fingerprint(model_cfg, cfg, Path(dataset_dir) / f"{split}.csv")
+        ckpt_path = Path(checkpoint_dir) / key / "last.pt"
+        if ckpt_path.exists():
+            position, history = load_checkpoint(ckpt_path, model, optimizer)
+            log.info("resumed from %s at %s", ckpt_path, position)
+    log.info("%d pairs, %d batches of %d per epoch per rank, %d optimizer steps (accumulating %d)",
+             len(frame), batches_per_epoch, cfg["batch_size"], total_steps, accum)
+
+    step = position["step"]
+    pairs_seen, train_seconds = 0, 0.0
+    started = time.perf_counter()
+    use_prefix_cache = False
+    if cfg.get("cache_frozen_image") and step < total_steps:
+        if dataset.augmenting:
+            log.warning("cache_frozen_image ignored: augmentation changes the frozen prefix's input every epoch")
+        else:
+            use_prefix_cache = model.enable_prefix_cache(float(cfg.get("cache_max_mb", 2048)))
+            log.info("frozen-prefix image cache: %s", "on" if use_prefix_cache else "off")
+    text_cache_seconds = 0.0
+    if model.text_frozen and step < total_steps:
+        encoded = model.warm_text_cache(frame["caption"], batch_size=128)
+        text_cache_seconds = time.perf_counter() - started
+        log.info("frozen text tower: %d distinct captions encoded once in %.1f s", encoded, text_cache_seconds)
+    window_pairs, window_start = 0, time.perf_counter()
+    step_start = time.perf_counter()
+    stop = step >= total_steps
+    epoch = position["epoch"]
+    while not stop and epoch < int(cfg["epochs"]):
+        start_batch = position["batch"] if epoch == position["epoch"] else 0
+        dataset.set_epoch(epoch)
+        dataset.skip_images = use_prefix_cache and model.prefix_cached(range(len(dataset)))
+        sampler.set_epoch(epoch, start_batch)
+        model.train()
+        batch_index = start_batch
+        micro = 0
+        for images, captions, ids, keys in train_loader(dataset, sampler, int(cfg["workers"])):
+            if images.numel():  # (empty when every image of the batch comes from the prefix cache)
+                images = to_model_input(images, model.normalise.mean, model.normalise.std, device)
+            ids = ids.to(device)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                image_features, text_features = forward(images, captions, keys if use_prefix_cache else None)
+            loss = loss_fn(image_features.float(), text_features.float(), ids, model.logit_scale)
+            (loss / accum).backward()
+            batch_index += 1
+            micro += 1
+            pairs_seen += len(captions) * world
+            window_pairs += len(captions) * world
+            if micro % accum:
+                continue
+            set_lr(optimizer, lr_factor(step, total_steps, int(cfg["warmup_steps"]), float(cfg["min_lr_ratio"])))
+            if cfg["grad_clip"]:
+                torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad],
+                                               float(cfg["grad_clip"]))
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+            step += 1
+            now = time.perf_counter()
+            record = {"step": step, "epoch": epoch, "loss": float(loss.detach()),
+                      "logit_scale": float(model.logit_scale.detach().exp()),
+                      "seconds": round(now - step_start, 4), "pairs": len(captions) * world * accum}
+            step_start = now
+            history.append(record)
+            if step % int(cfg["log_every"]) == 0 or step == total_steps:
+                elapsed = time.perf_counter() - window_start
+                log.info("step %d/%d epoch %d loss %.4f scale %.1f lr %.2e %.1f pairs/s", step, total_steps, epoch,
+                         record["loss"], record["logit_scale"], optimizer.param_groups[0]["lr"],
+                         window_pairs / max(elapsed, 1e-9))
+                window_pairs, window_start = 0, time.perf_counter()
+            position = {"epoch": epoch, "batch": batch_index, "step": step}
+            last_of_epoch = batch_index >= batches_per_epoch - (batches_per_epoch % accum)
+            if last_of_epoch:
+                position = {"epoch": epoch + 1, "batch": 0, "step": step}
+            interrupt = stop_after_steps is not None and step >= stop_after_steps
+            if ckpt_path and rank == 0 and (interrupt or step % int(cfg["checkpoint_every"]) == 0
+                                            or last_of_epoch or step >= total_steps):
+                save_checkpoint(ckpt_path, model, optimizer, position, history)
+            if interrupt:
+                return {"interrupted_at_step": step}
+            if step >= total_steps:
+                stop = True
+                break
+            if last_of_epoch:
+                break
+        epoch += 1
+    train_seconds = time.perf_counter() - started
+
+    summary = {
+        "arch": model_cfg["arch"],
+        "steps": step,
+        "epochs": int(cfg["epochs"]),
+        "pairs": int(len(frame)),
+        "pairs_seen_this_run": pairs_seen,
+        "train_seconds_this_run": round(train_seconds, 2),
+        "pairs_per_second": round(pairs_seen / train_seconds, 2) if train_seconds and pairs_seen else None,
+        "pairs_per_second_by_epoch": _rate_by_epoch(history),
+        "text_cache_seconds": round(text_cache_seconds, 2),
+        "prefix_cache": use_prefix_cache,
+        "image_size": model.image_size,
+        "world_size": world,
+        "device": str(device),
+        "final_loss": history[-1]["loss"] if history else None,
+        "trainable": trainable_summary(model),
+        "history": history,
+    }
+    if rank == 0:
+        save_model(model_out, model, model_cfg, summary)
+        if summary_out:
+            atomic.write_json(summary_out, summary)
+    log.info("fine-tuning done: %d steps, %.1f pairs/s", step, summary["pairs_per_second"] or 0.0)
+    return summary
+
+
+def _rate_by_epoch(history: list[dict]) -> dict:
+    """Pairs per second of the optimizer steps of each epoch (steps timed in this run)."""
+    rates = {}
+    for epoch in sorted({h["epoch"] for h in history if "seconds" in h}):
+        steps = [h for h in history if h["epoch"] == epoch and "seconds" in h]
+        seconds = sum(h["seconds"] for h in steps)
+        rates[str(epoch)] = round(sum(h["pairs"] for h in steps) / seconds, 2) if seconds else None
+    return rates
+
+
+def save_model(path: str | Path, model, model_cfg: dict, summary: dict | None = None) -> None:
+    with atomic.atomic_path(path) as tmp:
+        torch.save({"model_cfg": model_cfg, "state_dict": unwrap(model).clip.state_dict(),
+                    "summary": {k: v for k, v in (summary or {}).items() if k != "history"}}, tmp)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu"):
+    """The fine-tuned model written by :func:`finetune` (towers are built without pretrained weights
+    and then take the saved state)."""
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    model = build_model(saved["model_cfg"], device, load_pretrained=False)
+    model.clip.load_state_dict(saved["state_dict"])
+    model.eval()
+    return model
