@@ -98,7 +98,7 @@ def test_loss_decreases_on_a_fixed_batch():
 
 def test_backbone_names_and_errors(tmp_path):
     tiny = build_backbone("tiny")
-    assert [f.shape[-1] for f in tiny(torch.zeros(1, 3, 64, 64))] == [32, 16, 8, 4, 2]
+    assert [f.shape[-1] for f in tiny(torch.zeros(1, 3, 64, 64))] == [16, 8, 4, 2]
     with pytest.raises(ValueError, match="expected timm"):
         build_backbone("nope:x")
     with pytest.raises(FileNotFoundError):
@@ -118,15 +118,15 @@ def test_efficientnet_lite0_package_weights():
     state = read_state_dict("package:efficientnet_lite0")
     assert torch.equal(backbone.body.conv_stem.weight, state["_conv_stem.weight"])
     assert not backbone.body.conv_stem.weight.requires_grad
-    assert backbone.channels == [16, 24, 40, 112, 320]
+    assert backbone.channels == [24, 40, 112, 320]
     feats = backbone(torch.zeros(1, 3, 64, 64))
-    assert [f.shape[-1] for f in feats] == [32, 16, 8, 4, 2]
+    assert [f.shape[-1] for f in feats] == [16, 8, 4, 2]
     with pytest.raises(ValueError, match="do not fit"):
         load_matching(torch.nn.Linear(3, 3), state, "linear")
 
 
 def test_open_clip_vision_tower(tmp_path):
-    """A tiny open_clip ViT config (no weights): maps at strides 2..32 at any input size."""
+    """A tiny open_clip ViT config (no weights): maps at strides 4..32 at any input size."""
     import json
 
     import open_clip
@@ -137,4 +137,46 @@ def test_open_clip_vision_tower(tmp_path):
     open_clip.add_model_config(tmp_path)
     backbone = build_backbone("open_clip:Tiny-ViT-test")
     feats = backbone(torch.zeros(1, 3, 96, 128))
-    assert [tuple(f.shape[-2:]) for f in feats] == [(48, 64), (24, 32), (12, 16), (6, 8), (3, 4)]
+    assert [tuple(f.shape[-2:]) for f in feats] == [(24, 32), (12, 16), (6, 8), (3, 4)]
+
+
+def test_refinement_boxes_and_labels():
+    import numpy as np
+
+    from trafficfm.allinone.refine import label_proposals, sample_training_boxes, square_boxes
+
+    sq = square_boxes(torch.tensor([[10.0, 20.0, 14.0, 30.0]]), context=2.0)
+    assert sq.tolist() == [[2.0, 15.0, 22.0, 35.0]]  # side 2 x 10, same centre
+    gt = torch.tensor([[0.0, 0.0, 10.0, 10.0], [50.0, 50.0, 60.0, 60.0]])
+    props = torch.tensor([[1.0, 1.0, 10.0, 10.0], [30.0, 30.0, 40.0, 40.0], [0.0, 0.0, 10.0, 25.0]])
+    labels = label_proposals(props, gt, torch.tensor([3, 7]), background=45)
+    assert labels.tolist() == [3, 45, -100]  # matched, background, ambiguous (IoU 0.4)
+    rng = np.random.default_rng(0)
+    boxes = np.array([[10, 10, 20, 22], [100, 100, 130, 128]], dtype=np.float32)
+    b, lab = sample_training_boxes(boxes, np.array([5, 9]), 128, 4, 45, rng)
+    assert b.shape == (4, 4) and sorted(lab[:2].tolist()) == [5, 9] and lab[2:].tolist() == [45, 45]
+    b, lab = sample_training_boxes(np.zeros((0, 4), np.float32), np.zeros(0, np.int64), 128, 3, 45, rng)
+    assert b.shape == (3, 4) and lab.tolist() == [45, 45, 45]
+
+
+def test_refined_detection_output(model):
+    model.eval()
+    with torch.no_grad():
+        plain = model.detect(torch.rand(1, 3, 64, 96) * 255, [(64, 96)], score_thresh=0.0, refine=False)
+        refined = model.detect(torch.rand(1, 3, 64, 96) * 255, [(64, 96)], score_thresh=0.0, max_detections=9,
+                               refine_candidates=5, refine_topk=2)
+    assert plain[0]["boxes"].shape[1] == 4
+    r = refined[0]
+    assert 0 < len(r["scores"]) <= 9 and (r["labels"] < 45).all()
+    assert (r["scores"][:-1] >= r["scores"][1:]).all()  # best first
+
+
+def test_folding_frozen_norms_keeps_the_function():
+    torch.manual_seed(0)
+    plain = build_backbone("timm:tf_efficientnet_lite0", "package:efficientnet_lite0").eval()
+    fused = build_backbone("timm:tf_efficientnet_lite0", "package:efficientnet_lite0", fuse_bn=True).eval()
+    assert not any("running_mean" in k for k in fused.state_dict())
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        for a, b in zip(plain(x), fused(x)):
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)

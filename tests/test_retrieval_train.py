@@ -56,8 +56,8 @@ def test_resume_equals_uninterrupted(dataset, tmp_path):
     a = torch.load(tmp_path / "a.pt", weights_only=False)["state_dict"]
     b = torch.load(tmp_path / "b.pt", weights_only=False)["state_dict"]
     assert _states_equal(a, b)
-    # the same with the frozen-prefix image cache (no augmentation): resumed == uninterrupted
-    cached = {**TINY_TRAIN, "augment": {}, "cache_frozen_image": True}
+    # the same with the frozen-prefix image cache over two fixed augmented views per image
+    cached = {**TINY_TRAIN, "augment": {"camera": {"p": 0.5}, "views": 2}, "cache_frozen_image": True}
     locked = {**TINY_MODEL, "unlock_image": 2}
     straight = finetune(dataset, tmp_path / "d.pt", locked, cached, tmp_path / "ckpt_d")
     finetune(dataset, tmp_path / "e.pt", locked, cached, tmp_path / "ckpt_e", stop_after_steps=2)
@@ -105,3 +105,22 @@ def test_evaluate_and_predict_outputs(dataset, tmp_path):
     for _, group in written.groupby("query"):
         assert group["rank"].tolist() == list(range(1, 11))
         assert group["name"].nunique() == 10 and set(group["name"]) <= set(images["name"])
+
+
+def test_augmented_views_repeat_so_they_can_be_cached(dataset):
+    from trafficfm.retrieval.data import PairDataset, load_pairs
+    from trafficfm.retrieval.relevance import AttributeCodec
+
+    frame = load_pairs(dataset, "train")
+    ids = AttributeCodec().encode(frame["attribute"])
+    data = PairDataset(frame, ids, 32, seed=0, augment={"camera": {"p": 1.0}, "views": 2, "hflip": True})
+    assert data.augmenting and not data.fresh_every_epoch
+    seen = {}
+    for epoch in range(3):
+        data.set_epoch(epoch)
+        image, _, _, key = data[5]
+        seen[epoch] = (key, image)
+    assert seen[0][0] == seen[2][0] != seen[1][0]
+    assert torch.equal(seen[0][1], seen[2][1]) and not torch.equal(seen[0][1], seen[1][1])
+    fresh = PairDataset(frame, ids, 32, seed=0, augment={"camera": {"p": 1.0}})
+    assert fresh.fresh_every_epoch

@@ -1,6 +1,11 @@
 """Rule predict_allinone: class ids, boxes and label maps of one split, in original image pixels."""
 
 import argparse
+import os
+
+# Idle OpenMP threads sleep instead of spinning: on a CPU shared with other jobs, spinning threads
+# of a 2-thread run can make it several times slower. Must be set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from pathlib import Path
 
 import torch

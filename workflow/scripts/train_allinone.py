@@ -6,6 +6,11 @@ By hand, or on several GPUs / nodes with the same code:
 """
 
 import argparse
+import os
+
+# Idle OpenMP threads sleep instead of spinning: on a CPU shared with other jobs, spinning threads
+# of a 2-thread run can make it several times slower. Must be set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import logging
 from pathlib import Path
 

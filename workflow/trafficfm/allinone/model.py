@@ -22,6 +22,7 @@ from torchvision.ops import FeaturePyramidNetwork
 
 from .backbones import STRIDES, build_backbone
 from .detection import decode_detections, fcos_losses, make_points
+from .refine import IGNORE, extract_patches, label_proposals, propose
 from .distributed import global_normalizer
 
 TASKS = ("cls", "det", "seg")
@@ -31,6 +32,7 @@ DEFAULT_MODEL_CFG: dict = {
     "pretrained": None,
     "freeze": [],
     "return_nodes": None,
+    "fuse_bn": True,
     "mean": [0.5, 0.5, 0.5],
     "std": [0.5, 0.5, 0.5],
     "fpn_channels": 64,
@@ -40,6 +42,11 @@ DEFAULT_MODEL_CFG: dict = {
     "det_head_convs": 2,
     "det_center_radius": 1.5,
     "seg_channels": 64,
+    "det_refine": True,
+    "refine_size": 48,
+    "refine_context": 2.0,
+    "refine_hidden": 256,
+    "refine_proposals": 2,
 }
 
 
@@ -70,27 +77,21 @@ class ClsHead(nn.Module):
 
 
 class SegHead(nn.Module):
-    """Semantic FPN: every pyramid level -> conv, upsampled to stride 4 and summed, fused; then a
-    detail step at stride 2 that mixes in the backbone's stride-2 features (thin poles, small lights
-    and riders are narrower than one stride-4 cell); logits upsampled to the input size."""
+    """Semantic FPN: every pyramid level -> conv, upsampled to stride 4 and summed, fused, classified;
+    logits upsampled to the input size."""
 
-    def __init__(self, cin: int, mid: int, num_classes: int, fine_channels: int, levels: int = 4):
+    def __init__(self, cin: int, mid: int, num_classes: int, levels: int = 4):
         super().__init__()
         self.lateral = nn.ModuleList(_conv_gn_relu(cin, mid) for _ in range(levels))
         self.fuse = _conv_gn_relu(mid, mid)
-        detail = max(8, mid // 2)
-        self.detail_mix = _conv_gn_relu(mid + fine_channels, detail, k=1)
-        self.detail = _conv_gn_relu(detail, detail)
-        self.classifier = nn.Conv2d(detail, num_classes, 1)
+        self.classifier = nn.Conv2d(mid, num_classes, 1)
 
-    def forward(self, pyramid: list[Tensor], fine: Tensor, size: tuple[int, int]) -> Tensor:
+    def forward(self, pyramid: list[Tensor], size: tuple[int, int]) -> Tensor:
         base = pyramid[0].shape[-2:]
         y = self.lateral[0](pyramid[0])
         for lat, p in zip(self.lateral[1:], pyramid[1:]):
             y = y + F.interpolate(lat(p), size=base, mode="bilinear", align_corners=False)
-        y = F.interpolate(self.fuse(y), size=fine.shape[-2:], mode="bilinear", align_corners=False)
-        y = self.detail(self.detail_mix(torch.cat([y, fine], dim=1)))
-        logits = self.classifier(y)
+        logits = self.classifier(self.fuse(y))
         return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
 
@@ -100,11 +101,12 @@ class AllInOneModel(nn.Module):
         cfg = {**DEFAULT_MODEL_CFG, **cfg}
         self.cfg = cfg
         self.num_classes = dict(num_classes)
-        self.backbone = build_backbone(cfg["backbone"], cfg["pretrained"], cfg["freeze"], cfg["return_nodes"])
+        self.backbone = build_backbone(cfg["backbone"], cfg["pretrained"], cfg["freeze"], cfg["return_nodes"],
+                                       fuse_bn=bool(cfg["fuse_bn"]))
         self.register_buffer("pixel_mean", torch.tensor(cfg["mean"]).view(1, 3, 1, 1) * 255.0, persistent=False)
         self.register_buffer("pixel_std", torch.tensor(cfg["std"]).view(1, 3, 1, 1) * 255.0, persistent=False)
         c = int(cfg["fpn_channels"])
-        self.fpn = FeaturePyramidNetwork(list(self.backbone.channels[1:]), c)
+        self.fpn = FeaturePyramidNetwork(list(self.backbone.channels), c)
         self.det_strides = [int(s) for s in cfg["det_strides"]]
         bad = [s for s in self.det_strides if s not in STRIDES]
         if bad or self.det_strides != sorted(self.det_strides):
@@ -113,7 +115,12 @@ class AllInOneModel(nn.Module):
         norm = partial(nn.GroupNorm, _groups(c))
         self.det_cls = FCOSClassificationHead(c, 1, num_classes["det"], int(cfg["det_head_convs"]), norm_layer=norm)
         self.det_reg = FCOSRegressionHead(c, 1, int(cfg["det_head_convs"]), norm_layer=norm)
-        self.seg_head = SegHead(c, int(cfg["seg_channels"]), num_classes["seg"], self.backbone.channels[0])
+        self.seg_head = SegHead(c, int(cfg["seg_channels"]), num_classes["seg"])
+        # second look at detections: zoomed-in patches -> detection classes + background
+        self.refine_head = (
+            ClsHead(self.backbone.channels[-1], int(cfg["refine_hidden"]), num_classes["det"] + 1, 0.0)
+            if cfg["det_refine"] else None
+        )
         self.size_divisor = max(STRIDES)
         # per-class weights of the segmentation loss (training only; set by the training loop)
         self.register_buffer("seg_class_weights", torch.ones(num_classes["seg"]), persistent=False)
@@ -124,22 +131,46 @@ class AllInOneModel(nn.Module):
         return x.contiguous(memory_format=torch.channels_last)
 
     def pyramid(self, feats: list[Tensor]) -> list[Tensor]:
-        """P2..P5 from the backbone's C2..C5 (``feats[1:]``; ``feats[0]`` is the stride-2 map)."""
-        out = self.fpn(OrderedDict((str(i), f) for i, f in enumerate(feats[1:])))
+        """P2..P5 from the backbone's C2..C5."""
+        out = self.fpn(OrderedDict((str(i), f) for i, f in enumerate(feats)))
         return list(out.values())
 
     def shared_parameters(self) -> list[nn.Parameter]:
         """Parameters that every task's gradient flows into (backbone and pyramid)."""
         return [p for p in list(self.backbone.parameters()) + list(self.fpn.parameters()) if p.requires_grad]
 
-    def det_raw(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, list[int]]:
-        pyr = self.pyramid(self.backbone(self.normalize(images)))
+    def det_raw(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, list[int]]:
+        """FCOS outputs on a normalised batch: class logits, box regression, centre-ness, points."""
+        pyr = self.pyramid(self.backbone(x))
         levels = [pyr[STRIDES.index(s)] for s in self.det_strides]
         cls_logits = self.det_cls(levels)
         bbox_reg, ctrness = self.det_reg(levels)
         shapes = [tuple(f.shape[-2:]) for f in levels]
-        anchors = make_points(shapes, self.det_strides, images.device)
+        anchors = make_points(shapes, self.det_strides, x.device)
         return cls_logits, bbox_reg, ctrness, anchors, [h * w for h, w in shapes]
+
+    def refine_logits(self, x: Tensor, boxes: list[Tensor]) -> Tensor:
+        """Logits (detection classes + background) of zoomed-in patches of ``x`` around ``boxes``."""
+        size = int(self.cfg["refine_size"])
+        patches = extract_patches(x, boxes, size, float(self.cfg["refine_context"]))
+        return self.refine_head(self.backbone(patches.contiguous(memory_format=torch.channels_last))[-1]).float()
+
+    def refine_loss(self, x: Tensor, raw, targets: list[dict[str, Tensor]]) -> Tensor:
+        background = self.num_classes["det"]
+        sizes = [tuple(x.shape[-2:])] * x.shape[0]
+        mined = propose(*raw, sizes, max_boxes=int(self.cfg["refine_proposals"]), score_thresh=0.0)
+        boxes, labels = [], []
+        for t, (pb, _) in zip(targets, mined):
+            b = [t["refine_boxes"].to(x.device)] if "refine_boxes" in t else []
+            lab = [t["refine_labels"].to(x.device)] if "refine_labels" in t else []
+            b.append(pb)
+            lab.append(label_proposals(pb, t["boxes"], t["labels"], background))
+            boxes.append(torch.cat(b))
+            labels.append(torch.cat(lab))
+        logits = self.refine_logits(x, boxes)
+        labels_t = torch.cat(labels)
+        loss = F.cross_entropy(logits, labels_t, ignore_index=IGNORE, reduction="sum")
+        return loss / global_normalizer((labels_t != IGNORE).sum())
 
     # ------------------------------------------------------------------ forward
     def forward(self, task: str, images: Tensor, targets=None):
@@ -150,16 +181,17 @@ class AllInOneModel(nn.Module):
             loss = F.cross_entropy(logits, targets, reduction="sum")
             return {"cls": loss / global_normalizer(torch.tensor(targets.numel(), device=logits.device))}
         if task == "det":
-            cls_logits, bbox_reg, ctrness, anchors, per_level = self.det_raw(images)
+            x = self.normalize(images)
+            raw = self.det_raw(x)
             if targets is None:
-                return cls_logits, bbox_reg, ctrness, anchors, per_level
-            return fcos_losses(
-                cls_logits, bbox_reg, ctrness, anchors, per_level, targets, global_normalizer,
-                self.cfg["det_center_radius"],
-            )
+                return raw
+            losses = fcos_losses(*raw, targets, global_normalizer, self.cfg["det_center_radius"])
+            if self.refine_head is not None:
+                losses["det_refine"] = self.refine_loss(x, raw, targets)
+            return losses
         if task == "seg":
-            feats = self.backbone(self.normalize(images))
-            logits = self.seg_head(self.pyramid(feats), feats[0], tuple(images.shape[-2:])).float()
+            pyr = self.pyramid(self.backbone(self.normalize(images)))
+            logits = self.seg_head(pyr, tuple(images.shape[-2:])).float()
             if targets is None:
                 return logits
             loss = F.cross_entropy(logits, targets, weight=self.seg_class_weights, ignore_index=255, reduction="sum")
@@ -167,6 +199,38 @@ class AllInOneModel(nn.Module):
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
 
     @torch.no_grad()
-    def detect(self, images: Tensor, image_sizes: list[tuple[int, int]], **kwargs) -> list[dict[str, Tensor]]:
-        cls_logits, bbox_reg, ctrness, anchors, per_level = self.det_raw(images)
-        return decode_detections(cls_logits, bbox_reg, ctrness, anchors, per_level, image_sizes, **kwargs)
+    def detect(self, images: Tensor, image_sizes: list[tuple[int, int]], score_thresh: float = 0.05,
+               nms_thresh: float = 0.6, topk_candidates: int = 1000, max_detections: int = 100,
+               class_agnostic_nms: bool = False, refine: bool = True, refine_candidates: int = 50,
+               refine_topk: int = 3) -> list[dict[str, Tensor]]:
+        """Detections per image (boxes xyxy in the pixels of ``images``, scores, label indices).
+
+        With the refinement head (and ``refine``), the ``refine_candidates`` best class-agnostic
+        boxes are re-classified from zoomed-in patches; each box yields its ``refine_topk`` most
+        likely classes with score sqrt(objectness x p(class)). Otherwise FCOS's own scores are used.
+        """
+        x = self.normalize(images)
+        raw = self.det_raw(x)
+        if self.refine_head is None or not refine:
+            return decode_detections(*raw, image_sizes, score_thresh=score_thresh, nms_thresh=nms_thresh,
+                                     topk_candidates=topk_candidates, max_detections=max_detections,
+                                     class_agnostic_nms=class_agnostic_nms)
+        proposals = propose(*raw, image_sizes, max_boxes=refine_candidates, score_thresh=score_thresh,
+                            nms_thresh=nms_thresh, topk_candidates=topk_candidates)
+        background = self.num_classes["det"]
+        results = []
+        counts = [b.shape[0] for b, _ in proposals]
+        if sum(counts):
+            probs = torch.softmax(self.refine_logits(x, [b for b, _ in proposals]), dim=1)[:, :background]
+        else:
+            probs = x.new_zeros((0, background))
+        for (boxes, obj), p in zip(proposals, probs.split(counts)):
+            k = min(int(refine_topk), background)
+            top_p, top_c = p.topk(k, dim=1) if p.numel() else (p.new_zeros((0, k)), p.new_zeros((0, k), dtype=torch.long))
+            scores = torch.sqrt(obj[:, None] * top_p).flatten()
+            labels = top_c.flatten()
+            box_rep = boxes.repeat_interleave(k, dim=0)
+            keep = torch.nonzero(scores > score_thresh).flatten()
+            keep = keep[scores[keep].argsort(descending=True)][:max_detections]
+            results.append({"boxes": box_rep[keep], "scores": scores[keep], "labels": labels[keep]})
+        return results

@@ -59,7 +59,7 @@ DEFAULT_TRAIN_CFG: dict = {
     "eval_limit": 50,
     "tasks": {
         "cls": {"batch_size": 32, "size": 128, "loss_weight": 1.0, "grad_clip": None, "aug": {}},
-        "det": {"batch_size": 8, "crop": 256, "loss_weight": 1.0, "grad_clip": None, "aug": {}},
+        "det": {"batch_size": 8, "crop": 256, "loss_weight": 1.0, "grad_clip": None, "refine_patches": 4, "aug": {}},
         "seg": {"batch_size": 8, "crop": [192, 320], "loss_weight": 1.0, "grad_clip": None, "class_weight_power": 0.5,
                 "aug": {}},
     },
@@ -195,11 +195,13 @@ def plot_history(history: list[dict], path: str | Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- train
-def build_loaders(data: Dataset, split: str, tcfg: dict, seed: int, start: int, stop: int, info: DistInfo):
+def build_loaders(data: Dataset, split: str, tcfg: dict, seed: int, start: int, stop: int, info: DistInfo,
+                  mcfg_refine: bool = True):
     tasks = tcfg["tasks"]
     datasets = {
         "cls": ClsDataset(data, split, tasks["cls"]["size"], True, tasks["cls"].get("aug")),
-        "det": DetDataset(data, split, tasks["det"]["crop"], True, tasks["det"].get("aug")),
+        "det": DetDataset(data, split, tasks["det"]["crop"], True, tasks["det"].get("aug"),
+                          refine_patches=tasks["det"]["refine_patches"] if mcfg_refine else 0),
         "seg": SegDataset(data, split, tasks["seg"]["crop"], True, tasks["seg"].get("aug")),
     }
     loaders = {}
@@ -270,9 +272,10 @@ def train(
         "det": len(data.manifest["det_categories"]),
         "seg": len(data.manifest["seg_classes"]),
     }
-    fp = fingerprint({"seed": seed, "model": mcfg, "train": {k: v for k, v in tcfg.items() if k not in (
-        "num_workers", "checkpoint_every", "keep_checkpoints", "log_every")}, "splits": splits,
-        "manifest": data.manifest})
+    # everything that changes the weights; not how often to log, check-point or peek at validation
+    no_effect = ("num_workers", "checkpoint_every", "keep_checkpoints", "log_every", "eval_every", "eval_limit")
+    fp = fingerprint({"seed": seed, "model": mcfg, "train": {k: v for k, v in tcfg.items() if k not in no_effect},
+                      "splits": splits, "manifest": data.manifest})
     total = int(tcfg["steps"])
     precision = tcfg["precision"]
     checkpoint_dir = Path(checkpoint_dir)
@@ -309,7 +312,7 @@ def train(
         net = DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None, find_unused_parameters=True,
                   **_no_buffer_sync())
     stop = total if stop_after is None else min(total, start + int(stop_after))
-    loaders, datasets = build_loaders(data, splits["train"], tcfg, seed, start, stop, info)
+    loaders, datasets = build_loaders(data, splits["train"], tcfg, seed, start, stop, info, bool(mcfg["det_refine"]))
     weights = seg_class_weights(datasets["seg"], num_classes["seg"], float(tcfg["tasks"]["seg"]["class_weight_power"]))
     model.seg_class_weights.copy_(torch.from_numpy(weights))
     log.info("segmentation class weights: %s", np.round(weights, 2).tolist())

@@ -5,10 +5,12 @@ resizes to 224 x 224 the same way) and returned as uint8 CHW tensors; the float 
 normalisation happen on the whole batch on the training device (:func:`to_model_input`), which
 keeps worker-to-main transfers 4x smaller.
 
-Training augmentation is mild and never touches colour (colour is an attribute): a random crop
-of at least ``scale_min`` of the area, optionally a horizontal flip. It is seeded per
-(seed, epoch, sample), so a resumed run draws exactly what an uninterrupted one would, whatever
-the number of loader workers.
+Training augmentation is mild and leaves colour names true (colour is an attribute): a random
+crop of at least ``scale_min`` of the area, optionally a horizontal flip, and optionally
+surveillance-camera conditions (blur, exposure, gamma, a slight cast, grain: the test vehicles
+come from road cameras while train/val ones are web pictures). It is seeded per (seed, epoch or
+view, sample), so a resumed run draws exactly what an uninterrupted one would, whatever the
+number of loader workers.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
+from PIL import Image, ImageFilter
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..data.canonical import Dataset as CanonicalDataset
@@ -32,7 +34,7 @@ def load_pairs(dataset_dir, split: str) -> pd.DataFrame:
 
 
 def load_image(path: str, size: int, rng: np.random.Generator | None = None, scale_min: float = 1.0,
-               hflip: bool = False) -> torch.Tensor:
+               hflip: bool = False, camera: dict | None = None) -> torch.Tensor:
     with Image.open(path) as image:
         image = image.convert("RGB")
         width, height = image.size
@@ -47,8 +49,33 @@ def load_image(path: str, size: int, rng: np.random.Generator | None = None, sca
         image = image.resize((size, size), Image.BILINEAR, box=box)
         if rng is not None and hflip and rng.random() < 0.5:
             image = image.transpose(Image.FLIP_LEFT_RIGHT)
+        if rng is not None and camera:
+            image = camera_look(image, rng, camera)
         array = np.asarray(image, dtype=np.uint8)
     return torch.from_numpy(array.copy()).permute(2, 0, 1)
+
+
+def camera_look(image: Image.Image, rng: np.random.Generator, cfg: dict) -> Image.Image:
+    """Surveillance-camera conditions (the test images' domain): blur, darker exposure, gamma, a
+    slight colour cast, sensor grain. Each is applied with probability ``cfg["p"]``; the cast is
+    small so that colour names stay true. Exposure, gamma and cast go through one lookup table."""
+    p = float(cfg.get("p", 0.5))
+    if rng.random() < p:
+        image = image.filter(ImageFilter.GaussianBlur(float(rng.uniform(*cfg.get("blur", (0.3, 1.2))))))
+    gain = float(rng.uniform(*cfg.get("gain", (0.7, 1.0)))) if rng.random() < p else 1.0
+    gamma = float(rng.uniform(*cfg.get("gamma", (0.85, 1.3)))) if rng.random() < p else 1.0
+    cast = float(cfg.get("cast", 0.08))
+    tint = 1 + rng.uniform(-cast, cast, size=3) if rng.random() < p else np.ones(3)
+    if gain != 1.0 or gamma != 1.0 or (tint != 1).any():
+        levels = (np.arange(256) / 255.0 * gain) ** gamma
+        table = np.concatenate([np.clip(levels * t * 255 + 0.5, 0, 255) for t in tint]).astype(np.uint8)
+        image = image.point(table.tolist())
+    if rng.random() < p:
+        sigma = float(rng.uniform(*cfg.get("grain", (1.0, 6.0))))
+        array = np.asarray(image, dtype=np.float32) + rng.standard_normal((image.height, image.width, 3),
+                                                                          dtype=np.float32) * sigma
+        image = Image.fromarray(np.clip(array + 0.5, 0, 255).astype(np.uint8))
+    return image
 
 
 def to_model_input(images: torch.Tensor, mean: Sequence[float], std: Sequence[float],
@@ -76,7 +103,13 @@ class ImageFolderDataset(Dataset):
 
 
 class PairDataset(Dataset):
-    """(image, caption, attribute id) training pairs with seeded per-sample augmentation."""
+    """(image, caption, attribute id, key) training pairs with seeded per-sample augmentation.
+
+    ``augment["views"] = V > 0`` fixes the augmentation to V variants per image (epoch e draws
+    variant e mod V), so the model may cache the frozen part of the image tower per (image,
+    variant); ``key`` names the variant (``index * V + variant``; ``index`` when V is 0, in which
+    case every epoch draws fresh augmentations).
+    """
 
     def __init__(self, frame: pd.DataFrame, attribute_ids: torch.Tensor, image_size: int, seed: int = 0,
                  augment: dict | None = None):
@@ -88,25 +121,43 @@ class PairDataset(Dataset):
         augment = augment or {}
         self.scale_min = float(augment.get("scale_min", 1.0))
         self.hflip = bool(augment.get("hflip", False))
+        self.camera = augment.get("camera") or None
+        self.views = int(augment.get("views", 0) or 0)
         self.epoch = 0
         self.skip_images = False  # True once every image's features are cached by the model
 
+    @property
+    def augmenting(self) -> bool:
+        return self.scale_min < 1.0 or self.hflip or bool(self.camera)
+
+    @property
+    def fresh_every_epoch(self) -> bool:
+        """Does an image look different in every epoch (then its features cannot be cached)?"""
+        return self.augmenting and not self.views
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def key(self, index: int) -> int:
+        return index * self.views + self.epoch % self.views if self.views else index
+
+    def epoch_keys(self) -> list[int]:
+        return [self.key(i) for i in range(len(self))]
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int):
+        key = self.key(index)
         if self.skip_images:
-            return torch.zeros(0, dtype=torch.uint8), self.captions[index], int(self.attribute_ids[index]), index
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        image = load_image(self.paths[index], self.image_size, rng, self.scale_min, self.hflip)
-        return image, self.captions[index], int(self.attribute_ids[index]), index
-
-    @property
-    def augmenting(self) -> bool:
-        return self.scale_min < 1.0 or self.hflip
+            return torch.zeros(0, dtype=torch.uint8), self.captions[index], int(self.attribute_ids[index]), key
+        if not self.augmenting:
+            image = load_image(self.paths[index], self.image_size)
+        else:
+            draw = self.epoch % self.views if self.views else self.epoch
+            rng = np.random.default_rng([self.seed, draw, index])
+            image = load_image(self.paths[index], self.image_size, rng, self.scale_min, self.hflip, self.camera)
+        return image, self.captions[index], int(self.attribute_ids[index]), key
 
 
 def collate_pairs(items):

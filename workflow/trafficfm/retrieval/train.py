@@ -51,7 +51,7 @@ DEFAULT_TRAIN_CFG = {
     "grad_clip": 1.0,
     "label_smoothing": 0.0,
     "precision": "auto",
-    "augment": {"scale_min": 1.0, "hflip": False},
+    "augment": {"scale_min": 1.0, "hflip": False, "camera": None, "views": 0},
     "cache_frozen_image": False,
     "cache_max_mb": 2048,
     "workers": 1,
@@ -251,8 +251,9 @@ def finetune(
     started = time.perf_counter()
     use_prefix_cache = False
     if cfg.get("cache_frozen_image") and step < total_steps:
-        if dataset.augmenting:
-            log.warning("cache_frozen_image ignored: augmentation changes the frozen prefix's input every epoch")
+        if dataset.fresh_every_epoch:
+            log.warning("cache_frozen_image ignored: augmentation changes the frozen prefix's input every epoch "
+                        "(set augment.views to cache a fixed number of variants)")
         else:
             use_prefix_cache = model.enable_prefix_cache(float(cfg.get("cache_max_mb", 2048)))
             log.info("frozen-prefix image cache: %s", "on" if use_prefix_cache else "off")
@@ -268,7 +269,7 @@ def finetune(
     while not stop and epoch < int(cfg["epochs"]):
         start_batch = position["batch"] if epoch == position["epoch"] else 0
         dataset.set_epoch(epoch)
-        dataset.skip_images = use_prefix_cache and model.prefix_cached(range(len(dataset)))
+        dataset.skip_images = use_prefix_cache and model.prefix_cached(dataset.epoch_keys())
         sampler.set_epoch(epoch, start_batch)
         model.train()
         batch_index = start_batch
