@@ -32,9 +32,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-import yaml  # noqa: E402
+import torch
+import torch.nn.functional as F
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "results" / "data" / "retrieval"  # used when it exists and --data is not given
@@ -82,7 +82,6 @@ def bench_training(data_dir: Path, model_cfg: dict, train_cfg: dict, steps: int,
     first epoch runs the whole image tower (the 224 px figure); later ones may reuse the frozen
     prefix's cached output (when the config caches it)."""
     import pandas as pd
-
     from trafficfm.data.canonical import Dataset
     from trafficfm.retrieval.train import finetune
 

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from workflow_runner import run_snakemake
 import yaml
-
 from trafficfm.data.convert_retrieval import convert_retrieval
 from trafficfm.data.demo import make_demo_release
 from trafficfm.retrieval.evaluate import evaluate
@@ -23,6 +20,7 @@ from trafficfm.retrieval.metrics import scorer_map
 from trafficfm.retrieval.predict import predict
 from trafficfm.retrieval.relevance import is_relevant
 from trafficfm.retrieval.train import finetune
+from workflow_runner import run_snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_DEMO = yaml.safe_load((ROOT / "tests" / "tiny.yaml").read_text())["data"]["demo"]

@@ -8,7 +8,6 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
-
 from trafficfm.retrieval.loss import MultiPositiveLoss
 from trafficfm.retrieval.relevance import AttributeCodec
 

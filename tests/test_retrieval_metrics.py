@@ -3,9 +3,16 @@
 import numpy as np
 import pytest
 import torch
-
-from trafficfm.retrieval.metrics import (TextOrderError, ap_from_hits, average_precision, hits_for_ranking,
-                                         map_from_hits, recall_from_hits, scorer_map, summarise_by_kind)
+from trafficfm.retrieval.metrics import (
+    TextOrderError,
+    ap_from_hits,
+    average_precision,
+    hits_for_ranking,
+    map_from_hits,
+    recall_from_hits,
+    scorer_map,
+    summarise_by_kind,
+)
 from trafficfm.retrieval.relevance import AttributeCodec
 
 

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from trafficfm.retrieval.model import OFFLINE_ARCH, build_model, lite0_weights_file
 
 
@@ -49,7 +48,6 @@ def test_locked_tower_computes_the_plain_network(default_model):
     """Locking must not change what the frozen layers compute (open_clip's freeze_bn_stats would
     drop the activations of timm's BatchNormAct2d)."""
     import timm
-
     from trafficfm.retrieval.model import load_lite0_package_weights
 
     reference = timm.create_model("tf_efficientnet_lite0", num_classes=0)

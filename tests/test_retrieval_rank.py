@@ -2,9 +2,15 @@
 
 import torch
 import torch.nn.functional as F
-
-from trafficfm.retrieval.rank import (block_topk, choose_rerank, full_argsort_topk, kind_codes, rank,
-                                      rerank_candidates, topk_chunked)
+from trafficfm.retrieval.rank import (
+    block_topk,
+    choose_rerank,
+    full_argsort_topk,
+    kind_codes,
+    rank,
+    rerank_candidates,
+    topk_chunked,
+)
 
 
 def test_topk_equals_full_argsort():

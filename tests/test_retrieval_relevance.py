@@ -3,7 +3,6 @@
 import itertools
 
 import torch
-
 from trafficfm.retrieval.relevance import AttributeCodec, is_relevant, relevance_matrix
 
 

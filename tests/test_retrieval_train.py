@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from trafficfm.retrieval.data import AttributeGroupBatchSampler
 from trafficfm.retrieval.evaluate import evaluate, validation_queries
 from trafficfm.retrieval.predict import COLUMNS, predict
@@ -36,7 +35,7 @@ def test_sampler_groups_attributes_and_covers_epoch():
     assert batches == sampler.epoch_batches(0) and batches != sampler.epoch_batches(1)
     ranks = [AttributeGroupBatchSampler(attributes, 12, 3, 1, False, r, 2).epoch_batches(0) for r in range(2)]
     assert len(ranks[0]) == len(ranks[1])
-    assert not set(i for b in ranks[0] for i in b) & set(i for b in ranks[1] for i in b)
+    assert not {i for b in ranks[0] for i in b} & {i for b in ranks[1] for i in b}
     sampler.set_epoch(0, start_batch=2)
     assert list(sampler) == batches[2:]
 

@@ -8,11 +8,11 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import torch  # noqa: E402
-import yaml  # noqa: E402
+import torch
+import yaml
 
-from trafficfm.logs import setup_logging  # noqa: E402
-from trafficfm.retrieval.evaluate import evaluate  # noqa: E402
+from trafficfm.logs import setup_logging
+from trafficfm.retrieval.evaluate import evaluate
 
 
 def run(dataset_dir, model_path, outputs, model_cfg, eval_cfg, seed, split, threads):

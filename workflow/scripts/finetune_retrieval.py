@@ -7,11 +7,11 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import torch  # noqa: E402
-import yaml  # noqa: E402
+import torch
+import yaml
 
-from trafficfm.logs import setup_logging  # noqa: E402
-from trafficfm.retrieval.train import finetune  # noqa: E402
+from trafficfm.logs import setup_logging
+from trafficfm.retrieval.train import finetune
 
 
 def run(dataset_dir, model_out, summary_out, model_cfg, train_cfg, checkpoint_dir, split, threads):

@@ -54,7 +54,7 @@ def autocast(device: torch.device, precision: str = "bf16"):
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[AllInOneModel, dict]:
     """Rebuild the model saved by training (``model.pt``) without fetching any pretrained weights."""
     blob = torch.load(path, map_location="cpu", weights_only=True)
-    cfg = {**blob["model_cfg"], "pretrained": None}
+    cfg = {"fuse_bn": False, **blob["model_cfg"], "pretrained": None}  # files from before fuse_bn: unfused
     model = AllInOneModel(cfg, blob["num_classes"])
     model.load_state_dict(blob["state_dict"])
     model.to(device).to(memory_format=torch.channels_last).eval()

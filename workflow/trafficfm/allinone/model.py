@@ -2,7 +2,9 @@
 
 - classification: the backbone's last (stride-32) features -> 1x1 conv, GroupNorm, pooling, linear;
 - detection: torchvision's FCOS classification/regression heads on the pyramid levels named by
-  ``det_strides`` (stride 4 by default, so signs of 8 px still cover several locations);
+  ``det_strides`` (stride 4 by default, so signs of 8 px still cover several locations), plus an
+  optional refinement head that re-classifies each candidate from a zoomed-in patch
+  (:mod:`.refine`) through the same backbone;
 - segmentation: a semantic-FPN head that merges all pyramid levels at stride 4 and upsamples.
 
 Images enter as uint8-range tensors (0..255, RGB, NCHW); the model applies the backbone's mean/std.
@@ -22,8 +24,8 @@ from torchvision.ops import FeaturePyramidNetwork
 
 from .backbones import STRIDES, build_backbone
 from .detection import decode_detections, fcos_losses, make_points
-from .refine import IGNORE, extract_patches, label_proposals, propose
 from .distributed import global_normalizer
+from .refine import IGNORE, extract_patches, label_proposals, propose
 
 TASKS = ("cls", "det", "seg")
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -41,8 +41,8 @@ def load_image(path: str, size: int, rng: np.random.Generator | None = None, sca
         box = (0, 0, width, height)
         if rng is not None and scale_min < 1.0:
             scale = rng.uniform(scale_min, 1.0)
-            crop_w = max(1, int(round(width * math.sqrt(scale))))
-            crop_h = max(1, int(round(height * math.sqrt(scale))))
+            crop_w = max(1, round(width * math.sqrt(scale)))
+            crop_h = max(1, round(height * math.sqrt(scale)))
             x0 = int(rng.integers(0, width - crop_w + 1))
             y0 = int(rng.integers(0, height - crop_h + 1))
             box = (x0, y0, x0 + crop_w, y0 + crop_h)

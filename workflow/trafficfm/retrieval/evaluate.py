@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -160,7 +160,7 @@ def evaluate(
     }
     per_kind = {
         "queries": cfg["val_queries"],
-        "gallery_images": int(len(frame)),
+        "gallery_images": len(frame),
         "rerank": decision["method"],
         "after": after,
         "after_no_rerank": plain,

@@ -35,7 +35,7 @@ def _world() -> tuple[int, int]:
 
 def gather_batch(image_features: torch.Tensor, text_features: torch.Tensor, attribute_ids: torch.Tensor):
     """All ranks' features (with gradient) and attribute ids, in rank order; identity on one process."""
-    rank, world = _world()
+    _, world = _world()
     if world == 1:
         return image_features, text_features, attribute_ids
     from torch.distributed.nn.functional import all_gather as all_gather_with_grad

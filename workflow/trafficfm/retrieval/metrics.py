@@ -19,7 +19,7 @@ the list (not by the number of relevant images), and a query without a hit score
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -109,7 +109,7 @@ def summarise(hits: np.ndarray, ks: Sequence[int] = (1, 5, 10)) -> dict:
     out = {"map10": map_from_hits(hits[:, :10])}
     for k in ks:
         out[f"recall@{k}"] = recall_from_hits(hits, k)
-    out["queries"] = int(len(hits))
+    out["queries"] = len(hits)
     return out
 
 

@@ -26,9 +26,9 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -182,7 +182,7 @@ def _lock_hf_text(text: nn.Module, unlocked_layers: int) -> None:
     """Freeze the HF transformer except its last ``unlocked_layers`` layers (the proj stays free)."""
     transformer = text.transformer
     encoder = getattr(transformer, "encoder", transformer)
-    layers = getattr(encoder, "layer", None) or getattr(encoder, "layers", None) or getattr(encoder, "block")
+    layers = getattr(encoder, "layer", None) or getattr(encoder, "layers", None) or encoder.block
     for p in transformer.parameters():
         p.requires_grad = False
     if unlocked_layers > 0:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd

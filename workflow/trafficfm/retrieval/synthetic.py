@@ -100,7 +100,7 @@ def make_canonical(out_dir: str | Path, vehicles: int = 48, pedestrians: int = 4
         records.append(("pedestrian", f"{i:06d}", attribute, _pedestrian_caption(vector),
                         _pedestrian_image(vector, rng)))
     order = rng.permutation(len(records))
-    bounds = np.cumsum([0] + [int(round(f * len(records))) for f in splits.values()])
+    bounds = np.cumsum([0] + [round(f * len(records)) for f in splits.values()])
     bounds[-1] = len(records)
     canonical = out_dir / "retrieval"
     canonical.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,13 @@ import torch
 import torch.distributed as dist
 
 from .. import atomic
-from .data import AttributeGroupBatchSampler, PairDataset, load_pairs, to_model_input, train_loader
+from .data import (
+    AttributeGroupBatchSampler,
+    PairDataset,
+    load_pairs,
+    to_model_input,
+    train_loader,
+)
 from .loss import MultiPositiveLoss
 from .model import DEFAULT_MODEL_CFG, build_model, trainable_summary
 from .relevance import AttributeCodec
@@ -55,7 +61,7 @@ DEFAULT_TRAIN_CFG = {
     "cache_frozen_image": False,
     "cache_max_mb": 2048,
     "workers": 1,
-    "checkpoint_every": 50,
+    "checkpoint_every": 100,
     "log_every": 10,
 }
 # Keys that do not change the result (excluded from the checkpoint fingerprint).
@@ -331,7 +337,7 @@ def finetune(
         "arch": model_cfg["arch"],
         "steps": step,
         "epochs": int(cfg["epochs"]),
-        "pairs": int(len(frame)),
+        "pairs": len(frame),
         "pairs_seen_this_run": pairs_seen,
         "train_seconds_this_run": round(train_seconds, 2),
         "pairs_per_second": round(pairs_seen / train_seconds, 2) if train_seconds and pairs_seen else None,
