@@ -133,7 +133,7 @@ def main(argv=None) -> int:
     parser.add_argument("--queries", type=int, default=10_000)
     parser.add_argument("--gallery", type=int, default=17_611)
     parser.add_argument("--dim", type=int, default=512)
-    parser.add_argument("--chunk", type=int, default=1024)
+    parser.add_argument("--chunk", type=int, default=2048)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--skip", nargs="*", default=[], choices=["encode", "train", "rank"])
     args = parser.parse_args(argv)

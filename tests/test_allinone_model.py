@@ -173,9 +173,13 @@ def test_refined_detection_output(model):
 
 def test_folding_frozen_norms_keeps_the_function():
     torch.manual_seed(0)
-    plain = build_backbone("timm:tf_efficientnet_lite0", "package:efficientnet_lite0").eval()
-    fused = build_backbone("timm:tf_efficientnet_lite0", "package:efficientnet_lite0", fuse_bn=True).eval()
-    assert not any("running_mean" in k for k in fused.state_dict())
+    frozen = ["conv_stem", "blocks.0"]
+    plain = build_backbone("timm:tf_efficientnet_lite0", "package:efficientnet_lite0", frozen).eval()
+    fused = build_backbone("timm:tf_efficientnet_lite0", "package:efficientnet_lite0", frozen, fuse_bn=True).eval()
+    state = fused.state_dict()
+    assert "body.conv_stem.bias" in state and "body.bn1.running_mean" not in state  # frozen: folded
+    assert "body.blocks.1.0.bn1.running_mean" in state  # trainable conv: its norm stays
+    assert not any(p.requires_grad for n, p in fused.named_parameters() if n.startswith("body.blocks.0"))
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         for a, b in zip(plain(x), fused(x)):

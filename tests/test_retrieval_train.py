@@ -123,3 +123,20 @@ def test_augmented_views_repeat_so_they_can_be_cached(dataset):
     assert torch.equal(seen[0][1], seen[2][1]) and not torch.equal(seen[0][1], seen[1][1])
     fresh = PairDataset(frame, ids, 32, seed=0, augment={"camera": {"p": 1.0}})
     assert fresh.fresh_every_epoch
+
+
+def test_camera_look_limited_to_vehicles_single_view_for_the_rest(dataset):
+    from trafficfm.retrieval.data import PairDataset, load_pairs
+    from trafficfm.retrieval.relevance import AttributeCodec
+
+    frame = load_pairs(dataset, "train")
+    ids = AttributeCodec().encode(frame["attribute"])
+    data = PairDataset(frame, ids, 32, seed=0, augment={"camera": {"p": 1.0, "kinds": ["vehicle"]}, "views": 2})
+    vehicle = int((frame["kind"] == "vehicle").to_numpy().argmax())
+    pedestrian = int((frame["kind"] == "pedestrian").to_numpy().argmax())
+    keys = {}
+    for epoch in range(2):
+        data.set_epoch(epoch)
+        keys[epoch] = (data.key(vehicle), data.key(pedestrian), data[pedestrian][0])
+    assert keys[0][0] != keys[1][0]  # two variants of a vehicle
+    assert keys[0][1] == keys[1][1] and torch.equal(keys[0][2], keys[1][2])  # one of a pedestrian

@@ -72,7 +72,7 @@ def _is_frozen_norm(m: nn.Module) -> bool:
 
 
 def _fold_pairs(module: nn.Module) -> int:
-    """Fold each frozen norm into the convolution registered just before it (same parent)."""
+    """Fold each frozen norm into the frozen convolution registered just before it (same parent)."""
     folded = 0
     names = list(module._modules)
     for i, name in enumerate(names):
@@ -80,14 +80,14 @@ def _fold_pairs(module: nn.Module) -> int:
         nxt = module._modules[names[i + 1]] if i + 1 < len(names) else None
         if (
             isinstance(child, nn.Conv2d) and nxt is not None and _is_frozen_norm(nxt)
-            and nxt.weight.shape[0] == child.out_channels
+            and nxt.weight.shape[0] == child.out_channels and not child.weight.requires_grad
         ):
             scale = nxt.weight / torch.sqrt(nxt.running_var + nxt.eps)
             bias = nxt.bias - nxt.running_mean * scale
             if child.bias is not None:
                 bias = bias + child.bias.detach() * scale
-            child.weight = nn.Parameter((child.weight.detach() * scale.view(-1, 1, 1, 1)).contiguous())
-            child.bias = nn.Parameter(bias.detach().clone())
+            child.weight = nn.Parameter((child.weight.detach() * scale.view(-1, 1, 1, 1)).contiguous(), False)
+            child.bias = nn.Parameter(bias.detach().clone(), False)
             # what the norm did after normalising (timm's BatchNormAct2d: dropout, activation)
             rest = [m for m in (getattr(nxt, "drop", None), getattr(nxt, "act", None)) if m is not None]
             module._modules[names[i + 1]] = nn.Sequential(*rest) if rest else nn.Identity()
@@ -99,9 +99,11 @@ def _fold_pairs(module: nn.Module) -> int:
 
 @torch.no_grad()
 def fold_frozen_norms(backbone: nn.Module, what: str) -> nn.Module:
-    """Fold frozen batch norms into their convolutions (one pass over memory less per layer; about
-    15 % faster on CPU). The result is checked against the unfolded network on a random input and
-    discarded, with a warning, if it differs (a norm that does not directly follow its conv)."""
+    """Fold the frozen batch norms of *frozen* convolutions into them (one pass over memory less per
+    layer, in the costly high-resolution stem). Trainable convolutions keep their norm: folding
+    rescales the weights, which changes how Adam moves them and spoils fine-tuning. The result is
+    checked against the unfolded network on a random input and discarded, with a warning, if it
+    differs (a norm that does not directly follow its conv)."""
     import copy
 
     folded = copy.deepcopy(backbone)
@@ -348,9 +350,9 @@ def build_backbone(
     return_nodes: list[str] | None = None,
     fuse_bn: bool = False,
 ) -> Backbone:
-    """Build a backbone by name (see the module docstring), freeze its batch norm (and with
-    ``fuse_bn`` fold it into the convolutions) and, optionally, the parameters whose names start with
-    one of ``freeze`` (e.g. the stem: no gradient is computed there)."""
+    """Build a backbone by name (see the module docstring), freeze its batch norm and, optionally, the
+    parameters whose names start with one of ``freeze`` (e.g. the stem: no gradient is computed
+    there); with ``fuse_bn`` the norms of those frozen convolutions are folded into them."""
     kind, _, model_name = name.partition(":")
     if kind == "timm":
         backbone: Backbone = TimmBackbone(model_name, pretrained)
@@ -364,8 +366,6 @@ def build_backbone(
     else:
         raise ValueError(f"backbone {name!r}: expected timm:<name>, torchvision:<name>, open_clip:<name> or tiny")
     backbone = freeze_batch_norm(backbone)
-    if fuse_bn:
-        backbone = fold_frozen_norms(backbone, name)
     if freeze:
         hit = 0
         for pname, param in backbone.named_parameters():
@@ -375,4 +375,6 @@ def build_backbone(
                 hit += 1
         if hit == 0:
             raise ValueError(f"backbone {name!r}: no parameter matches freeze prefixes {list(freeze)}")
+    if fuse_bn:
+        backbone = fold_frozen_norms(backbone, name)
     return backbone

@@ -21,7 +21,7 @@ from .datasets import read_rgb, to_tensor
 from .model import AllInOneModel
 from .transforms import cls_eval, pad_to_multiple
 
-DEFAULT_INFER_CFG: dict = {
+DEFAULT_INFER_CFG: dict = {  # the same values as config.yaml (where each is explained)
     "batch_size": 16,  # classification / segmentation images per forward pass
     "det_score_thresh": 0.05,
     "det_nms_thresh": 0.6,
@@ -31,7 +31,7 @@ DEFAULT_INFER_CFG: dict = {
     "det_refine": True,
     "det_refine_candidates": 50,
     "det_refine_topk": 3,
-    "det_scale": 1.0,
+    "det_scale": 1.5,
     "det_tile": None,
     "det_tile_overlap": 96,
     "seg_scale": 1.0,

@@ -41,27 +41,29 @@ from .model import DEFAULT_MODEL_CFG, TASKS, AllInOneModel
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TRAIN_CFG: dict = {
-    "steps": 600,
+DEFAULT_TRAIN_CFG: dict = {  # the same values as config.yaml (where each is explained)
+    "steps": 300,
     "lr": 2.0e-3,
     "backbone_lr_scale": 1.0,
     "weight_decay": 0.05,
     "adam_eps": 1.0e-8,
-    "warmup_steps": 50,
+    "warmup_steps": 30,
     "min_lr_ratio": 0.02,
     "grad_clip": None,
     "precision": "bf16",
     "num_workers": 0,
-    "checkpoint_every": 100,
+    "checkpoint_every": 50,
     "keep_checkpoints": 2,
     "log_every": 10,
     "eval_every": 0,
-    "eval_limit": 50,
+    "eval_limit": 40,
     "tasks": {
-        "cls": {"batch_size": 32, "size": 128, "loss_weight": 1.0, "grad_clip": None, "aug": {}},
-        "det": {"batch_size": 8, "crop": 256, "loss_weight": 1.0, "grad_clip": None, "refine_patches": 4, "aug": {}},
+        "cls": {"batch_size": 16, "size": 112, "loss_weight": 1.0, "grad_clip": None,
+                "aug": {"scale": [0.6, 1.0], "hflip": True, "jitter": 0.2}},
+        "det": {"batch_size": 8, "crop": 256, "loss_weight": 1.0, "grad_clip": None, "refine_patches": 4,
+                "aug": {"positive_prob": 0.6, "scale": [1.25, 2.5], "hflip": False, "jitter": 0.2}},
         "seg": {"batch_size": 8, "crop": [192, 320], "loss_weight": 1.0, "grad_clip": None, "class_weight_power": 0.5,
-                "aug": {}},
+                "aug": {"scale": [0.75, 1.5], "hflip": True, "jitter": 0.2}},
     },
 }
 

@@ -105,10 +105,11 @@ class ImageFolderDataset(Dataset):
 class PairDataset(Dataset):
     """(image, caption, attribute id, key) training pairs with seeded per-sample augmentation.
 
-    ``augment["views"] = V > 0`` fixes the augmentation to V variants per image (epoch e draws
-    variant e mod V), so the model may cache the frozen part of the image tower per (image,
-    variant); ``key`` names the variant (``index * V + variant``; ``index`` when V is 0, in which
-    case every epoch draws fresh augmentations).
+    ``augment["views"] = V > 0`` fixes the augmentation to V variants per augmented image (epoch
+    e draws variant e mod V), so the model may cache the frozen part of the image tower per
+    (image, variant); ``key`` names the variant. ``augment["camera"]["kinds"]`` limits the camera
+    look to those kinds (default: all); images that no augmentation touches have a single variant.
+    With V = 0 every epoch draws fresh augmentations (nothing can be cached).
     """
 
     def __init__(self, frame: pd.DataFrame, attribute_ids: torch.Tensor, image_size: int, seed: int = 0,
@@ -121,14 +122,19 @@ class PairDataset(Dataset):
         augment = augment or {}
         self.scale_min = float(augment.get("scale_min", 1.0))
         self.hflip = bool(augment.get("hflip", False))
-        self.camera = augment.get("camera") or None
+        self.camera = dict(augment.get("camera") or {}) or None
+        kinds = (self.camera or {}).pop("kinds", None) if self.camera else None
+        frame_kinds = frame["kind"].tolist() if "kind" in frame else ["?"] * len(frame)
+        self.camera_on = np.array([bool(self.camera) and (kinds is None or k in kinds) for k in frame_kinds])
+        geometric = self.scale_min < 1.0 or self.hflip
+        self.augmented = self.camera_on | geometric
         self.views = int(augment.get("views", 0) or 0)
         self.epoch = 0
-        self.skip_images = False  # True once every image's features are cached by the model
+        self.cached_keys: frozenset[int] = frozenset()  # keys whose features the model has cached
 
     @property
     def augmenting(self) -> bool:
-        return self.scale_min < 1.0 or self.hflip or bool(self.camera)
+        return bool(self.augmented.any())
 
     @property
     def fresh_every_epoch(self) -> bool:
@@ -139,7 +145,9 @@ class PairDataset(Dataset):
         self.epoch = epoch
 
     def key(self, index: int) -> int:
-        return index * self.views + self.epoch % self.views if self.views else index
+        if not self.views:
+            return index
+        return index * self.views + (self.epoch % self.views if self.augmented[index] else 0)
 
     def epoch_keys(self) -> list[int]:
         return [self.key(i) for i in range(len(self))]
@@ -149,20 +157,28 @@ class PairDataset(Dataset):
 
     def __getitem__(self, index: int):
         key = self.key(index)
-        if self.skip_images:
+        if key in self.cached_keys:  # the model will not look at the pixels
             return torch.zeros(0, dtype=torch.uint8), self.captions[index], int(self.attribute_ids[index]), key
-        if not self.augmenting:
+        if not self.augmented[index]:
             image = load_image(self.paths[index], self.image_size)
         else:
             draw = self.epoch % self.views if self.views else self.epoch
             rng = np.random.default_rng([self.seed, draw, index])
-            image = load_image(self.paths[index], self.image_size, rng, self.scale_min, self.hflip, self.camera)
+            image = load_image(self.paths[index], self.image_size, rng, self.scale_min, self.hflip,
+                               self.camera if self.camera_on[index] else None)
         return image, self.captions[index], int(self.attribute_ids[index]), key
 
 
 def collate_pairs(items):
-    images, captions, attributes, indices = zip(*items)
-    return torch.stack(images), list(captions), torch.tensor(attributes, dtype=torch.long), list(indices)
+    """Batch of pairs; images the model has cached come as placeholders (all-empty: shape (B, 0))."""
+    images, captions, attributes, keys = zip(*items)
+    loaded = [im for im in images if im.numel()]
+    if not loaded:
+        batch = torch.zeros(len(images), 0, dtype=torch.uint8)
+    else:
+        blank = torch.zeros_like(loaded[0])
+        batch = torch.stack([im if im.numel() else blank for im in images])
+    return batch, list(captions), torch.tensor(attributes, dtype=torch.long), list(keys)
 
 
 class AttributeGroupBatchSampler(Sampler[list[int]]):

@@ -40,7 +40,7 @@ DEFAULT_EVAL_CFG = {
     "val_queries": "line",
     "batch_size": 128,
     "workers": 1,
-    "chunk": 1024,
+    "chunk": 2048,
     "rerank": True,
     "rerank_min_gain": 0.002,
     "rerank_grid": {},

@@ -291,8 +291,8 @@ class RetrievalModel(nn.Module):
         self._prefix_budget = int(max_mb * 2**20)
         return True
 
-    def prefix_cached(self, keys) -> bool:
-        return self._prefix_cache is not None and all(k in self._prefix_cache for k in keys)
+    def prefix_cached_keys(self) -> frozenset:
+        return frozenset(self._prefix_cache or ())
 
     def disable_prefix_cache(self) -> None:
         self._prefix_cache = None

@@ -36,7 +36,7 @@ COLUMNS = ["query", "text", "rank", "name"]  # the rankings table (docs/data-con
 
 
 @torch.no_grad()
-def topk_chunked(queries: torch.Tensor, gallery: torch.Tensor, k: int = 10, chunk: int = 1024,
+def topk_chunked(queries: torch.Tensor, gallery: torch.Tensor, k: int = 10, chunk: int = 2048,
                  gallery_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-``k`` (scores, indices) of ``queries @ gallery.T``, ``k`` capped at the gallery size.
 
@@ -104,14 +104,14 @@ def full_argsort_topk(queries: torch.Tensor, gallery: torch.Tensor, k: int = 10)
 # ------------------------------------------------------------------------------------ re-ranking
 @torch.no_grad()
 def query_expansion(queries: torch.Tensor, gallery: torch.Tensor, n: int = 5, alpha: float = 1.0,
-                    chunk: int = 1024) -> torch.Tensor:
+                    chunk: int = 2048) -> torch.Tensor:
     _, top = topk_chunked(queries, gallery, n, chunk)
     expanded = queries + alpha * gallery[top].mean(dim=1)
     return F.normalize(expanded, dim=-1)
 
 
 @torch.no_grad()
-def database_augmentation(gallery: torch.Tensor, n: int = 3, chunk: int = 1024) -> torch.Tensor:
+def database_augmentation(gallery: torch.Tensor, n: int = 3, chunk: int = 2048) -> torch.Tensor:
     _, top = topk_chunked(gallery, gallery, n + 1, chunk)  # includes the image itself
     return F.normalize(gallery[top].mean(dim=1), dim=-1)
 
@@ -122,7 +122,7 @@ def kind_codes(kinds: Sequence[str]) -> torch.Tensor:
 
 @torch.no_grad()
 def rank(queries: torch.Tensor, gallery: torch.Tensor, gallery_kinds: torch.Tensor | None = None,
-         method: dict | None = None, k: int = 10, chunk: int = 1024) -> torch.Tensor:
+         method: dict | None = None, k: int = 10, chunk: int = 2048) -> torch.Tensor:
     """(queries, k) gallery indices after the re-ranking ``method`` (``{"name": "none"}`` = plain)."""
     method = dict(method or {"name": "none"})
     steps = method.get("name", "none").split("+")

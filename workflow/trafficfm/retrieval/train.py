@@ -275,7 +275,7 @@ def finetune(
     while not stop and epoch < int(cfg["epochs"]):
         start_batch = position["batch"] if epoch == position["epoch"] else 0
         dataset.set_epoch(epoch)
-        dataset.skip_images = use_prefix_cache and model.prefix_cached(dataset.epoch_keys())
+        dataset.cached_keys = model.prefix_cached_keys() if use_prefix_cache else frozenset()
         sampler.set_epoch(epoch, start_batch)
         model.train()
         batch_index = start_batch
