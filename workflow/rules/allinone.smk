@@ -24,6 +24,7 @@ rule train_allinone:
             f"{ALLINONE_DIR}/training_curve.png",
             category="Training curves",
             labels={"track": "AllInOne", "file": "loss per task, learning rate"},
+            caption="../report/allinone_curve.rst",
         ),
     log:
         "logs/train_allinone.log",
@@ -56,6 +57,7 @@ rule evaluate_allinone:
             f"{ALLINONE_DIR}/val_metrics.json",
             category="Validation metrics",
             labels={"track": "AllInOne", "file": "top-1, mAP@0.5, mIoU, score"},
+            caption="../report/allinone_metrics.rst",
         ),
         per_class=expand(
             f"{ALLINONE_DIR}/val_{{task}}_per_class.csv", task=["cls", "det", "seg"]

@@ -62,11 +62,16 @@ def retrieval_tables():
 
 
 def final_outputs():
-    """The default targets: data report, validation metrics of both tracks, both submissions."""
+    """The default targets: data report, validation metrics and report figures of both tracks,
+    both submissions."""
     return [
         "results/data/report/summary.json",
         "results/allinone/val_metrics.json",
         "results/retrieval/val_metrics.json",
+        "results/allinone/figures/per_class.png",
+        "results/allinone/figures/prediction_examples.png",
+        "results/retrieval/figures/training_curve.png",
+        "results/retrieval/figures/ranking_examples.png",
         *submission_outputs(),
         *validation_score_outputs(SCORE_SPLIT),
     ]

@@ -46,11 +46,13 @@ rule evaluate_retrieval:
             "results/retrieval/val_metrics.json",
             category="Validation metrics",
             labels={"track": "retrieval", "file": "val mAP@10 and recall"},
+            caption="../report/retrieval_metrics.rst",
         ),
         per_kind=report(
             "results/retrieval/val_metrics_per_kind.json",
             category="Validation metrics",
             labels={"track": "retrieval", "file": "per kind, before/after"},
+            caption="../report/retrieval_per_kind.rst",
         ),
         rerank="results/retrieval/rerank.json",
         rankings=f"results/retrieval/{RETRIEVAL_VAL}_rankings.csv",

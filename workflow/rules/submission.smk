@@ -31,6 +31,7 @@ rule package_allinone:
             f"{SUBMISSIONS_DIR}/allinone.validation.json",
             category="Submissions",
             labels={"track": "AllInOne", "file": "validation report"},
+            caption="../report/submission_validation.rst",
         ),
     log:
         "logs/package_allinone.log",
@@ -82,6 +83,7 @@ rule package_retrieval:
             f"{SUBMISSIONS_DIR}/retrieval.validation.json",
             category="Submissions",
             labels={"track": "retrieval", "file": "validation report"},
+            caption="../report/submission_validation.rst",
         ),
     log:
         "logs/package_retrieval.log",
@@ -118,6 +120,7 @@ rule score_allinone:
             f"{SUBMISSIONS_DIR}/{SCORE_SPLIT}/allinone_scores.json",
             category="Validation metrics",
             labels={"track": "AllInOne", "file": "organisers' metrics"},
+            caption="../report/submission_scores.rst",
         ),
     log:
         "logs/score_allinone.log",
@@ -141,6 +144,7 @@ rule score_retrieval:
             f"{SUBMISSIONS_DIR}/{SCORE_SPLIT}/retrieval_scores.json",
             category="Validation metrics",
             labels={"track": "retrieval", "file": "organisers' metrics"},
+            caption="../report/submission_scores.rst",
         ),
     log:
         "logs/score_retrieval.log",

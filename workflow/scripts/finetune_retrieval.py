@@ -10,6 +10,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import torch
 import yaml
 
+from trafficfm.distributed import gpus_requested, run_under_torchrun
 from trafficfm.logs import setup_logging
 from trafficfm.retrieval.train import finetune
 
@@ -22,16 +23,18 @@ def run(dataset_dir, model_out, summary_out, model_cfg, train_cfg, checkpoint_di
 
 if "snakemake" in globals():
     setup_logging(snakemake.log[0])
-    run(
-        Path(snakemake.input.manifest).parent,
-        snakemake.output.model,
-        snakemake.output.summary,
-        snakemake.params.model,
-        snakemake.params.train,
-        snakemake.params.checkpoint_dir,
-        snakemake.params.split,
-        snakemake.threads,
-    )
+    # given several GPUs (resources: gpu=N), the ranks run this same script under torchrun
+    if not run_under_torchrun(gpus_requested(snakemake.resources)):
+        run(
+            Path(snakemake.input.manifest).parent,
+            snakemake.output.model,
+            snakemake.output.summary,
+            snakemake.params.model,
+            snakemake.params.train,
+            snakemake.params.checkpoint_dir,
+            snakemake.params.split,
+            max(1, snakemake.threads // int(os.environ.get("WORLD_SIZE", "1"))),
+        )
 elif __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("dataset_dir", help="canonical retrieval dataset (results/data/retrieval)")

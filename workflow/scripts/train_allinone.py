@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from trafficfm.allinone.train import train
+from trafficfm.distributed import gpus_requested, run_under_torchrun
 from trafficfm.logs import setup_logging
 
 
@@ -30,17 +31,20 @@ def main(data, model, checkpoints, cfg, curve=None, history=None, device="auto",
 
 
 if "snakemake" in globals():
-    main(
-        Path(snakemake.input.manifest).parent,
-        snakemake.output.model,
-        snakemake.params.checkpoint_dir,
-        snakemake.params.cfg,
-        curve=snakemake.output.curve,
-        history=snakemake.output.history,
-        device=snakemake.params.device,
-        threads=snakemake.threads,
-        log=snakemake.log[0],
-    )
+    setup_logging(snakemake.log[0])
+    # given several GPUs (resources: gpu=N), the ranks run this same script under torchrun
+    if not run_under_torchrun(gpus_requested(snakemake.resources)):
+        main(
+            Path(snakemake.input.manifest).parent,
+            snakemake.output.model,
+            snakemake.params.checkpoint_dir,
+            snakemake.params.cfg,
+            curve=snakemake.output.curve,
+            history=snakemake.output.history,
+            device=snakemake.params.device,
+            threads=max(1, snakemake.threads // int(os.environ.get("WORLD_SIZE", "1"))),
+            log=snakemake.log[0],
+        )
 elif __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="config.yaml", help="YAML file with an 'allinone' section")

@@ -42,3 +42,9 @@ def write_csv(target: str | Path, frame) -> None:
     """Write a pandas DataFrame as CSV without its index."""
     with atomic_path(target) as tmp:
         frame.to_csv(tmp, index=False)
+
+
+def save_figure(fig, target: str | Path, dpi: int = 90) -> None:
+    """Save a matplotlib figure as PNG."""
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)

@@ -24,7 +24,7 @@ from torchvision.ops import FeaturePyramidNetwork
 
 from .backbones import STRIDES, build_backbone
 from .detection import decode_detections, fcos_losses, make_points
-from .distributed import global_normalizer
+from ..distributed import global_normalizer
 from .refine import IGNORE, extract_patches, label_proposals, propose
 
 TASKS = ("cls", "det", "seg")

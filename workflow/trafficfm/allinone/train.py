@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader
 from .. import atomic
 from ..data.canonical import Dataset
 from .datasets import COLLATE, ClsDataset, DetDataset, SegDataset, StepBatchSampler, seg_class_weights
-from .distributed import DistInfo, all_reduce_mean, init_distributed
+from ..distributed import DistInfo, all_reduce_mean, init_distributed
 from .evaluate import splits_of, validate
 from .inference import autocast, resolve_device
 from .model import DEFAULT_MODEL_CFG, TASKS, AllInOneModel

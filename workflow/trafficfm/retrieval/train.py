@@ -19,16 +19,15 @@ import hashlib
 import json
 import logging
 import math
-import os
 import random
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 from .. import atomic
+from ..distributed import init_distributed
 from .data import (
     AttributeGroupBatchSampler,
     PairDataset,
@@ -68,18 +67,6 @@ DEFAULT_TRAIN_CFG = {
 NON_RESULT_KEYS = ("workers", "checkpoint_every", "log_every", "cache_max_mb")
 HEAD_PARAMETERS = ("visual.head", "text.proj", "text_projection", "visual.proj", "logit_scale", "logit_bias")
 MAX_LOGIT_SCALE = math.log(100.0)
-
-
-# -------------------------------------------------------------------------------- distributed set-up
-def init_distributed() -> tuple[int, int, int]:
-    """(rank, local_rank, world_size); initialises the process group under torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0")), dist.get_world_size()
-    return 0, 0, 1
 
 
 def pick_device(local_rank: int = 0, requested: str | None = None) -> torch.device:
@@ -209,7 +196,9 @@ def finetune(
     model_cfg = {**DEFAULT_MODEL_CFG, **(model_cfg or {})}
     cfg = {**DEFAULT_TRAIN_CFG, **(train_cfg or {})}
     cfg["augment"] = {**DEFAULT_TRAIN_CFG["augment"], **(cfg.get("augment") or {})}
-    rank, local_rank, world = init_distributed()
+    wants_cuda = str(device).startswith("cuda") or (device in (None, "auto") and torch.cuda.is_available())
+    info = init_distributed("cuda" if wants_cuda else "cpu")
+    rank, local_rank, world = info.rank, info.local_rank, info.world_size
     device = pick_device(local_rank, device)
     amp_dtype = autocast_dtype(cfg["precision"], device)
 

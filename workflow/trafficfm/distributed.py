@@ -1,12 +1,56 @@
-"""Process-group set-up for ``torchrun`` (or a single process) and the loss normaliser it needs."""
+"""Distributed training in one place: starting a rule's script under ``torchrun`` when the rule
+is given several GPUs, joining the process group ``torchrun`` describes, and the loss normaliser
+and log averaging the training loops need."""
 
 from __future__ import annotations
 
+import logging
 import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+
+log = logging.getLogger(__name__)
+
+
+def under_torchrun() -> bool:
+    """True inside a process that torchrun (torch.distributed.run) started."""
+    return "TORCHELASTIC_RUN_ID" in os.environ or "LOCAL_RANK" in os.environ
+
+
+def gpus_requested(resources: Mapping) -> int:
+    """GPUs a Snakemake job was given (``resources: gpu: N``, as the SLURM profile sets); 0 if none."""
+    try:
+        return int(resources.get("gpu", 0) or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def torchrun_command(script: str, nproc: int, args: Sequence[str] = ()) -> list[str]:
+    """One node, ``nproc`` processes of ``script`` (multi-node runs are started by hand, see the README)."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={int(nproc)}",
+            str(script), *map(str, args)]
+
+
+def run_under_torchrun(nproc: int, script: str | None = None, args: Sequence[str] | None = None) -> bool:
+    """Re-run this script under ``torchrun`` with ``nproc`` processes unless it already runs there or
+    ``nproc`` < 2. Returns True when it did (the caller is done: its ranks did the work) and raises
+    ``RuntimeError`` when a rank failed. Each rank re-executes the script, Snakemake's preamble
+    included, so inside a rule the ranks see the same ``snakemake`` object."""
+    if nproc < 2 or under_torchrun():
+        return False
+    cmd = torchrun_command(script or sys.argv[0], nproc, sys.argv[1:] if args is None else args)
+    log.info("starting %d processes: %s", nproc, " ".join(cmd))
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))}
+    result = subprocess.run(cmd, env=env)
+    if result.returncode != 0:
+        raise RuntimeError(f"torchrun with {nproc} processes failed (exit status {result.returncode}): {' '.join(cmd)}")
+    return True
 
 
 @dataclass(frozen=True)
