@@ -2,35 +2,20 @@
 evaluation and prediction of the AllInOne stage (tiny backbone, a few steps)."""
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 import yaml
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from trafficfm.allinone.evaluate import evaluate  # noqa: E402
 from trafficfm.allinone.predict import predict  # noqa: E402
 from trafficfm.allinone.synthetic import tiny_config  # noqa: E402
 from trafficfm.allinone.train import train  # noqa: E402
 
-TINY_DEMO = {
-    "seed": 3, "cls_classes": 4, "cls_train": 12, "cls_val": 8, "cls_test": 6, "det_train": 6, "det_val": 4,
-    "det_test": 3, "det_size": [256, 384], "seg_train": 6, "seg_val": 4, "seg_test": 3, "seg_size": [96, 64],
-    "retrieval_train": 60, "retrieval_val": 40, "retrieval_test": 30, "retrieval_test_queries": 12,
-}
+TINY_DEMO = yaml.safe_load((Path(__file__).with_name("tiny.yaml")).read_text())["data"]["demo"]
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads; one thread avoids oversubscribing a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +23,8 @@ def converted(tmp_path_factory):
     demo_mod = pytest.importorskip("trafficfm.data.demo")
     convert = pytest.importorskip("trafficfm.data.convert_allinone")
     base = tmp_path_factory.mktemp("allinone_demo")
-    tiny = Path(__file__).with_name("tiny.yaml")
-    demo = yaml.safe_load(tiny.read_text())["data"]["demo"] if tiny.exists() else TINY_DEMO
-    demo_mod.make_demo_release(base / "release", demo)
-    convert.convert_allinone(base / "release", base / "data", num_classes=demo["cls_classes"])
+    demo_mod.make_demo_release(base / "release", TINY_DEMO)
+    convert.convert_allinone(base / "release", base / "data", num_classes=TINY_DEMO["cls_classes"])
     return base
 
 

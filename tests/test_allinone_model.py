@@ -1,11 +1,8 @@
 """Shapes, assignment of tiny boxes, and a loss that goes down, on the tiny backbone."""
 
-import os
 
 import pytest
 import torch
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from trafficfm.allinone.backbones import build_backbone, load_matching, read_state_dict  # noqa: E402
 from trafficfm.allinone.detection import assign, decode_detections, make_points  # noqa: E402
@@ -14,14 +11,7 @@ from trafficfm.allinone.model import AllInOneModel  # noqa: E402
 NUM = {"cls": 3, "det": 45, "seg": 19}
 CFG = {"backbone": "tiny", "fpn_channels": 32, "cls_hidden": 32, "seg_channels": 32}
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads; one thread avoids oversubscribing a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -1,15 +1,12 @@
 """Evaluation and prediction outputs: files, columns, ids and pixel frames as the data contract says."""
 
 import json
-import os
 
 import cv2
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from trafficfm.allinone.evaluate import evaluate  # noqa: E402
 from trafficfm.allinone.inference import _tiles, detect_image, load_model  # noqa: E402
@@ -18,14 +15,7 @@ from trafficfm.allinone.synthetic import make_synthetic_allinone, tiny_config  #
 from trafficfm.allinone.train import train  # noqa: E402
 from trafficfm.data.canonical import Dataset  # noqa: E402
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads; one thread avoids oversubscribing a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +90,22 @@ def test_tiled_detection_matches_frames(trained):
         assert (det["boxes"][:, [0, 2]] <= 260).all() and (det["boxes"][:, [1, 3]] <= 150).all()
     scaled = detect_image(model, img, torch.device("cpu"), {**cfg, "det_scale": 1.5})
     assert (scaled["boxes"][:, [0, 2]] <= 260).all() and (scaled["boxes"][:, [1, 3]] <= 150).all()
+
+
+def test_flip_averaging_is_mirror_equivariant(trained):
+    """seg_flip averages the image's and its mirror's prediction: mirroring the input then mirrors
+    the label map exactly (width a multiple of the padding, so no padding breaks the symmetry)."""
+    from trafficfm.allinone.inference import segment_images
+
+    _, model_path, _ = trained
+    model, _ = load_model(model_path, "cpu")
+    torch.manual_seed(0)  # a briefly trained model predicts one class everywhere: make it vary
+    torch.nn.init.normal_(model.seg_head.classifier.weight, std=3.0)
+    img = np.random.default_rng(1).integers(0, 255, (64, 96, 3), dtype=np.uint8)
+    assert len(np.unique(segment_images(model, [img], torch.device("cpu"), {}, "fp32")[0])) > 1
+    flip = {"seg_flip": True, "pad_divisor": 32}
+    plain, mirrored = segment_images(model, [img, np.ascontiguousarray(img[:, ::-1])], torch.device("cpu"), flip, "fp32")
+    assert np.array_equal(plain[:, ::-1], mirrored)
+    once, = segment_images(model, [img], torch.device("cpu"), {"seg_flip": False}, "fp32")
+    once_mirrored, = segment_images(model, [np.ascontiguousarray(img[:, ::-1])], torch.device("cpu"), {"seg_flip": False}, "fp32")
+    assert not np.array_equal(once[:, ::-1], once_mirrored)  # without it the model is not symmetric

@@ -8,19 +8,10 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 from trafficfm.allinone.synthetic import make_synthetic_allinone, tiny_config  # noqa: E402
 from trafficfm.allinone.train import train  # noqa: E402
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads; one thread avoids oversubscribing a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

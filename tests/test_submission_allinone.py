@@ -113,7 +113,7 @@ def test_object_form_holds_the_same_content(tmp_path):
 
 
 def test_detections_bounded_per_image_and_clipped(tmp_path):
-    truth = write_allinone_dataset(tmp_path / "data", "test")
+    write_allinone_dataset(tmp_path / "data", "test")
     ref = AllInOneReference.from_dataset(tmp_path / "data", "test")
     boxes = [{"image_id": 2, "category_id": 1, "bbox": [1, 1, 5, 5], "score": s / 1000} for s in range(120)]
     boxes.append({"image_id": 1, "category_id": 2, "bbox": [-0.4, 80.5, 120.3, 10.2], "score": 0.123456789})

@@ -1,26 +1,18 @@
 """Rule evaluate_allinone: validation metrics (top-1, mAP@0.5, mIoU, score) and per-class tables."""
 
-import argparse
-import os
+from trafficfm import runtime  # noqa: I001 (first: it sets the environment torch reads)
 
-# Idle OpenMP threads sleep instead of spinning: on a CPU shared with other jobs, spinning threads
-# of a 2-thread run can make it several times slower. Must be set before torch is imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import argparse
 from pathlib import Path
 
-import torch
 import yaml
 
 from trafficfm.allinone.evaluate import evaluate
-from trafficfm.logs import setup_logging
 
 
 def main(model, data, metrics, tables_dir, infer_cfg, device="auto", threads=None, log=None):
-    logger = setup_logging(log)
-    if threads and not torch.cuda.is_available():
-        torch.set_num_threads(int(threads))
-    result = evaluate(model, data, metrics, tables_dir, infer_cfg, device=device)
-    logger.info("validation metrics: %s", result)
+    logger = runtime.start(log, threads)
+    logger.info("validation metrics: %s", evaluate(model, data, metrics, tables_dir, infer_cfg, device=device))
 
 
 if "snakemake" in globals():

@@ -1,29 +1,25 @@
 """Rule evaluate_retrieval: val mAP@10 / Recall@K before and after fine-tuning, per kind, the
 re-ranking decision and the val rankings."""
 
+from trafficfm import runtime  # noqa: I001 (first: it sets the environment torch reads)
+
 import argparse
 import os
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-import torch
 import yaml
 
-from trafficfm.logs import setup_logging
 from trafficfm.retrieval.evaluate import evaluate
 
 
 def run(dataset_dir, model_path, outputs, model_cfg, eval_cfg, seed, split, threads):
-    torch.set_num_threads(max(1, threads))
     eval_cfg = {**eval_cfg, "workers": 1 if threads >= 2 else 0}
     evaluate(dataset_dir, model_path, outputs["metrics"], outputs["per_kind"], outputs["rerank"], model_cfg,
              eval_cfg, seed=seed, split=split, rankings_out=outputs["rankings"])
 
 
 if "snakemake" in globals():
-    setup_logging(snakemake.log[0])
+    runtime.start(snakemake.log[0], snakemake.threads)
     out = snakemake.output
     run(
         Path(snakemake.input.manifest).parent,
@@ -44,7 +40,7 @@ elif __name__ == "__main__":
     parser.add_argument("--split", default="val")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
-    setup_logging()
+    runtime.start(None, args.threads)
     section = yaml.safe_load(Path(args.config).read_text())["retrieval"]
     out = Path(args.out_dir)
     outputs = {"metrics": out / "val_metrics.json", "per_kind": out / "val_metrics_per_kind.json",

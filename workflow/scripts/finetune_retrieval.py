@@ -1,28 +1,24 @@
 """Rule finetune_retrieval: canonical training pairs -> fine-tuned open_clip model (+ summary)."""
 
+from trafficfm import runtime  # noqa: I001 (first: it sets the environment torch reads)
+
 import argparse
 import os
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-import torch
 import yaml
 
 from trafficfm.distributed import gpus_requested, run_under_torchrun
-from trafficfm.logs import setup_logging
 from trafficfm.retrieval.train import finetune
 
 
 def run(dataset_dir, model_out, summary_out, model_cfg, train_cfg, checkpoint_dir, split, threads):
-    torch.set_num_threads(max(1, threads))
     train_cfg = {**train_cfg, "workers": 1 if threads >= 2 else 0}
     finetune(dataset_dir, model_out, model_cfg, train_cfg, checkpoint_dir, summary_out, split=split)
 
 
 if "snakemake" in globals():
-    setup_logging(snakemake.log[0])
+    runtime.start(snakemake.log[0], snakemake.threads)
     # given several GPUs (resources: gpu=N), the ranks run this same script under torchrun
     if not run_under_torchrun(gpus_requested(snakemake.resources)):
         run(
@@ -33,7 +29,7 @@ if "snakemake" in globals():
             snakemake.params.train,
             snakemake.params.checkpoint_dir,
             snakemake.params.split,
-            max(1, snakemake.threads // int(os.environ.get("WORLD_SIZE", "1"))),
+            snakemake.threads,
         )
 elif __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
@@ -45,7 +41,7 @@ elif __name__ == "__main__":
     parser.add_argument("--split", default="train")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
-    setup_logging()
+    runtime.start(None, args.threads)
     section = yaml.safe_load(Path(args.config).read_text())["retrieval"]
     run(args.dataset_dir, args.model_out, args.summary_out, section["model"], section["train"],
         args.checkpoint_dir, args.split, args.threads)

@@ -1,26 +1,18 @@
 """Rule predict_allinone: class ids, boxes and label maps of one split, in original image pixels."""
 
-import argparse
-import os
+from trafficfm import runtime  # noqa: I001 (first: it sets the environment torch reads)
 
-# Idle OpenMP threads sleep instead of spinning: on a CPU shared with other jobs, spinning threads
-# of a 2-thread run can make it several times slower. Must be set before torch is imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import argparse
 from pathlib import Path
 
-import torch
 import yaml
 
 from trafficfm.allinone.predict import predict
-from trafficfm.logs import setup_logging
 
 
 def main(model, data, out_dir, split, infer_cfg, device="auto", threads=None, log=None):
-    logger = setup_logging(log)
-    if threads and not torch.cuda.is_available():
-        torch.set_num_threads(int(threads))
-    summary = predict(model, data, out_dir, split, infer_cfg, device=device)
-    logger.info("prediction summary: %s", summary)
+    logger = runtime.start(log, threads)
+    logger.info("prediction summary: %s", predict(model, data, out_dir, split, infer_cfg, device=device))
 
 
 if "snakemake" in globals():

@@ -1,27 +1,23 @@
 """Rule predict_retrieval: top-10 test images for every test query -> results/retrieval/test_rankings.csv."""
 
+from trafficfm import runtime  # noqa: I001 (first: it sets the environment torch reads)
+
 import argparse
 import os
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-import torch
 import yaml
 
-from trafficfm.logs import setup_logging
 from trafficfm.retrieval.predict import predict
 
 
 def run(dataset_dir, model_path, rerank_path, out_csv, eval_cfg, threads):
-    torch.set_num_threads(max(1, threads))
     eval_cfg = {**eval_cfg, "workers": 1 if threads >= 2 else 0}
     predict(dataset_dir, model_path, rerank_path, out_csv, eval_cfg)
 
 
 if "snakemake" in globals():
-    setup_logging(snakemake.log[0])
+    runtime.start(snakemake.log[0], snakemake.threads)
     run(
         Path(snakemake.input.manifest).parent,
         snakemake.input.model,
@@ -40,6 +36,6 @@ elif __name__ == "__main__":
     parser.add_argument("--config", default="config.yaml", help="config file with a retrieval: section")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
-    setup_logging()
+    runtime.start(None, args.threads)
     section = yaml.safe_load(Path(args.config).read_text())["retrieval"]
     run(args.dataset_dir, args.model, args.rerank or None, args.out, section["eval"], args.threads)

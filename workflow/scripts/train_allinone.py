@@ -1,38 +1,30 @@
 """Rule train_allinone: joint training of the AllInOne model (resumes from its checkpoints).
 
-By hand, or on several GPUs / nodes with the same code:
+Given several GPUs (Snakemake resources gpu=N) the rule starts itself under torchrun. By hand, on
+several GPUs or nodes, with the same code:
     torchrun --nproc_per_node 4 workflow/scripts/train_allinone.py --config config.yaml \\
         --data results/data/allinone --out results/allinone
 """
 
-import argparse
-import os
+from trafficfm import runtime  # noqa: I001 (first: it sets the environment torch reads)
 
-# Idle OpenMP threads sleep instead of spinning: on a CPU shared with other jobs, spinning threads
-# of a 2-thread run can make it several times slower. Must be set before torch is imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-import logging
+import argparse
 from pathlib import Path
 
-import torch
 import yaml
 
 from trafficfm.allinone.train import train
 from trafficfm.distributed import gpus_requested, run_under_torchrun
-from trafficfm.logs import setup_logging
 
 
 def main(data, model, checkpoints, cfg, curve=None, history=None, device="auto", threads=None, log=None):
-    setup_logging(log)
-    if threads and not torch.cuda.is_available():
-        torch.set_num_threads(int(threads))
+    logger = runtime.start(log, threads)
     summary = train(data, model, checkpoints, cfg, curve_path=curve, history_path=history, device=device)
-    logging.getLogger("trafficfm").info("training summary: %s", summary)
+    logger.info("training summary: %s", summary)
 
 
 if "snakemake" in globals():
-    setup_logging(snakemake.log[0])
-    # given several GPUs (resources: gpu=N), the ranks run this same script under torchrun
+    runtime.start(snakemake.log[0])
     if not run_under_torchrun(gpus_requested(snakemake.resources)):
         main(
             Path(snakemake.input.manifest).parent,
@@ -42,7 +34,7 @@ if "snakemake" in globals():
             curve=snakemake.output.curve,
             history=snakemake.output.history,
             device=snakemake.params.device,
-            threads=max(1, snakemake.threads // int(os.environ.get("WORLD_SIZE", "1"))),
+            threads=snakemake.threads,
             log=snakemake.log[0],
         )
 elif __name__ == "__main__":

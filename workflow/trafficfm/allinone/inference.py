@@ -35,6 +35,7 @@ DEFAULT_INFER_CFG: dict = {  # the same values as config.yaml (where each is exp
     "det_tile": None,
     "det_tile_overlap": 96,
     "seg_scale": 1.0,
+    "seg_flip": False,
     "pad_divisor": 32,
 }
 
@@ -171,8 +172,11 @@ def segment_images(model: AllInOneModel, imgs: list[np.ndarray], device: torch.d
         for i in idxs:
             im = imgs[i] if scale == 1.0 else cv2.resize(imgs[i], (w, h), interpolation=cv2.INTER_LINEAR)
             batch.append(pad_to_multiple(im, div))
+        x = _batch_tensor(batch, device)
         with autocast(device, precision):
-            logits = model("seg", _batch_tensor(batch, device))[:, :, :h, :w].float()
+            logits = model("seg", x)[:, :, :h, :w].float().softmax(1)
+            if cfg["seg_flip"]:  # average with the mirrored image's prediction (streets are mirror-symmetric)
+                logits += model("seg", x.flip(-1)).flip(-1)[:, :, :h, :w].float().softmax(1)
         if scale != 1.0:
             logits = torch.nn.functional.interpolate(logits, size=(h0, w0), mode="bilinear", align_corners=False)
         pred = logits.argmax(1).to(torch.uint8).cpu().numpy()

@@ -20,8 +20,6 @@ import hashlib
 import json
 import logging
 import math
-import os
-import random
 import time
 from pathlib import Path
 
@@ -34,6 +32,7 @@ from torch.utils.data import DataLoader
 from .. import atomic
 from ..data.canonical import Dataset
 from .datasets import COLLATE, ClsDataset, DetDataset, SegDataset, StepBatchSampler, seg_class_weights
+from ..seeding import rng_state, seed_everything, set_rng_state
 from ..distributed import DistInfo, all_reduce_mean, init_distributed
 from .evaluate import splits_of, validate
 from .inference import autocast, resolve_device
@@ -79,12 +78,6 @@ def fingerprint(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def lr_lambda(warmup: int, total: int, min_ratio: float):
     def f(step: int) -> float:
         if warmup > 0 and step < warmup:
@@ -117,27 +110,12 @@ def _checkpoints(directory: Path) -> list[Path]:
     return sorted(directory.glob("ckpt_*.pt"))
 
 
-def _rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def save_checkpoint(directory: Path, step: int, model, optimizer, scheduler, history, fp: str, keep: int) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"ckpt_{step:07d}.pt"
     blob = {
         "step": step, "fingerprint": fp, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(), "rng": _rng_state(), "history": history,
+        "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": history,
     }
     with atomic.atomic_path(path) as tmp:
         torch.save(blob, tmp)
@@ -298,7 +276,7 @@ def train(
         model.load_state_dict(blob["model"])
         optimizer.load_state_dict(blob["optimizer"])
         scheduler.load_state_dict(blob["scheduler"])
-        _set_rng_state(blob["rng"])
+        set_rng_state(blob["rng"])
         history = blob["history"]
         start = int(blob["step"])
         del blob

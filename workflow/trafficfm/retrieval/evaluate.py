@@ -32,7 +32,8 @@ from .metrics import hits_for_ranking, summarise_by_kind
 from .model import DEFAULT_MODEL_CFG, build_model
 from .rank import choose_rerank, kind_codes, rank, rankings_frame, rerank_candidates
 from .relevance import AttributeCodec
-from .train import load_model, pick_device, seed_everything
+from ..seeding import seed_everything
+from .train import load_model, pick_device
 
 log = logging.getLogger(__name__)
 

@@ -19,15 +19,14 @@ import hashlib
 import json
 import logging
 import math
-import random
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .. import atomic
 from ..distributed import init_distributed
+from ..seeding import rng_state, seed_everything, set_rng_state
 from .data import (
     AttributeGroupBatchSampler,
     PairDataset,
@@ -87,12 +86,6 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return None
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 # ----------------------------------------------------------------------------------- optimisation
 def parameter_groups(model: torch.nn.Module, cfg: dict) -> list[dict]:
     """Backbone at ``lr``, projections and logit scale at ``head_lr``; no decay on 1-d tensors."""
@@ -130,21 +123,6 @@ def fingerprint(model_cfg: dict, train_cfg: dict, table_path: Path) -> str:
     digest = hashlib.sha256(json.dumps([model_cfg, result_cfg], sort_keys=True, default=str).encode())
     digest.update(Path(table_path).read_bytes())
     return digest.hexdigest()[:16]
-
-
-def rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def save_checkpoint(path: Path, model, optimizer, position: dict, history: list) -> None:

@@ -1,0 +1,27 @@
+"""What every model rule's script sets up, in one place. Import this module before torch: it sets
+the environment variables that torch and the Hugging Face libraries read when they load."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+# Idle OpenMP threads sleep instead of spinning: on a CPU shared with other jobs, spinning threads
+# of a 2-thread run can make it several times slower.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The default config needs no model hub; a run with internet may unset these to download weights.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def start(log: str | None = None, threads: int | None = None) -> logging.Logger:
+    """Log to the rule's log file, and on CPU use ``threads`` threads shared among the processes of
+    a torchrun launch (each rank takes its share)."""
+    import torch
+
+    from .logs import setup_logging
+
+    logger = setup_logging(log)
+    if threads and not torch.cuda.is_available():
+        torch.set_num_threads(max(1, int(threads) // int(os.environ.get("WORLD_SIZE", "1"))))
+    return logger
