@@ -34,7 +34,8 @@ def test_demo_release_trains_evaluates_and_predicts(converted):
     cfg["train"]["tasks"]["det"]["crop"] = 128
     summary = train(base / "data", base / "model.pt", base / "ckpt", cfg, curve_path=base / "curve.png", device="cpu")
     assert summary["finished"]
-    metrics = evaluate(base / "model.pt", base / "data", base / "val_metrics.json", base, cfg["inference"], device="cpu")
+    predict(base / "model.pt", base / "data", base / "predictions", "val", cfg["inference"], device="cpu")
+    metrics = evaluate(base / "predictions", base / "data", base / "val_metrics.json", base)
     assert set(metrics) == {"top1", "map50", "miou", "score"}
     out = base / "predictions"
     predict(base / "model.pt", base / "data", out, "test", cfg["inference"], device="cpu")

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from trafficfm.allinone.evaluate import evaluate  # noqa: E402
+from trafficfm.allinone.evaluate import evaluate, validate  # noqa: E402
 from trafficfm.allinone.inference import _tiles, detect_image, load_model  # noqa: E402
 from trafficfm.allinone.predict import predict  # noqa: E402
 from trafficfm.allinone.synthetic import make_synthetic_allinone, tiny_config  # noqa: E402
@@ -66,7 +66,12 @@ def test_predictions_follow_the_contract(trained):
 
 def test_evaluation_writes_metrics_and_tables(trained):
     data, model, base = trained
-    metrics = evaluate(model, data, base / "val_metrics.json", base, {}, device="cpu")
+    predict(model, data, base / "pred_val", "val", {}, device="cpu")
+    metrics = evaluate(base / "pred_val", data, base / "val_metrics.json", base)
+    # the prediction files score exactly as the in-memory validation used during training
+    loaded, blob = load_model(model, "cpu")
+    in_memory, _ = validate(loaded, blob, Dataset.open(data), "val", torch.device("cpu"), {})
+    assert metrics == pytest.approx(in_memory)
     saved = json.loads((base / "val_metrics.json").read_text())
     assert saved == metrics and set(saved) == {"top1", "map50", "miou", "score"}
     assert all(0.0 <= v <= 1.0 for v in saved.values())
@@ -75,6 +80,21 @@ def test_evaluation_writes_metrics_and_tables(trained):
     assert len(seg) == 19 and saved["miou"] == pytest.approx(seg["iou"].mean())
     assert len(pd.read_csv(base / "val_cls_per_class.csv")) == 3
     assert len(pd.read_csv(base / "val_det_per_class.csv")) == 45
+
+
+def test_evaluation_names_a_missing_prediction(trained, tmp_path):
+    import shutil
+
+    data, model, base = trained
+    if not (base / "pred_val").exists():
+        predict(model, data, base / "pred_val", "val", {}, device="cpu")
+    broken = tmp_path / "pred"
+    shutil.copytree(base / "pred_val", broken)
+    victim = sorted((broken / "seg_val").iterdir())[0]
+    victim.unlink()
+    with pytest.raises(ValueError, match=victim.name):
+        evaluate(broken, data, tmp_path / "m.json", tmp_path)
+    assert not (tmp_path / "m.json").exists()
 
 
 def test_tiled_detection_matches_frames(trained):

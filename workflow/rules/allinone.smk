@@ -7,6 +7,8 @@ ALLINONE_DIR = "results/allinone"
 # Not an output, so Snakemake never deletes it: an interrupted (or --forcerun) training resumes
 # from its newest checkpoint when the settings are unchanged, and starts over when they changed.
 ALLINONE_CHECKPOINTS = f"{ALLINONE_DIR}/checkpoints"
+# The validation split: predicted by predict_allinone like the test split, then scored.
+AIO_VAL = config["data"]["layout"]["allinone"]["train_splits"][-1]
 
 
 wildcard_constraints:
@@ -49,7 +51,9 @@ rule train_allinone:
 
 rule evaluate_allinone:
     input:
-        model=f"{ALLINONE_DIR}/model.pt",
+        cls=f"{ALLINONE_DIR}/predictions/cls_{AIO_VAL}.csv",
+        det=f"{ALLINONE_DIR}/predictions/det_{AIO_VAL}.json",
+        seg=f"{ALLINONE_DIR}/predictions/seg_{AIO_VAL}",
         manifest="results/data/allinone/manifest.json",
         tables=allinone_tables(),
     output:
@@ -68,12 +72,8 @@ rule evaluate_allinone:
         "benchmarks/evaluate_allinone.tsv"
     conda:
         ENV
-    threads: 8
-    resources:
-        mem_mb=4000,
     params:
-        inference=ALLINONE["inference"],
-        device=ALLINONE.get("device", "auto"),
+        split=AIO_VAL,
     script:
         "../scripts/evaluate_allinone.py"
 

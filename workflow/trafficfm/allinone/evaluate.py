@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ import pandas as pd
 
 from .. import atomic
 from ..data.canonical import Dataset
-from .inference import DEFAULT_INFER_CFG, classify, coco_results, detect_image, load_model, resolve_device, segment
+from .inference import DEFAULT_INFER_CFG, classify, coco_results, detect_image, segment
 from .datasets import read_mask, read_rgb
 
 log = logging.getLogger(__name__)
@@ -121,67 +122,107 @@ def splits_of(data: Dataset, overrides: dict | None = None) -> dict[str, str]:
     return out
 
 
-def validate(model, blob: dict, data: Dataset, split: str, device, infer_cfg: dict, limit: int | None = None,
-             precision: str = "bf16") -> tuple[dict, dict[str, pd.DataFrame]]:
-    """Run the three validation sets (each cut to ``limit`` items when given); return the metrics and
-    the per-class tables."""
-    infer_cfg = {**DEFAULT_INFER_CFG, **infer_cfg}
-    timings = {}
-    # classification
-    t0 = time.perf_counter()
+def score_predictions(data: Dataset, split: str, cls_pred, det_results: list[dict], seg_maps,
+                      limit: int | None = None) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """Metrics and per-class tables of predictions of ``split`` (its first ``limit`` items per task
+    when given): ``cls_pred`` class ids in the table's row order, ``det_results`` COCO result
+    records, ``seg_maps`` (row index, label map) pairs for every row."""
     cls = data.table(f"cls_{split}")[:limit]
-    pred = classify(model, list(cls["path"]), blob["input"]["cls_size"], device, infer_cfg["batch_size"], precision)
     labels = cls["label"].to_numpy()
-    top1 = top1_accuracy(pred, labels)
-    cls_table = per_class_accuracy(pred, labels, list(data.manifest["cls_classes"]))
-    timings["cls_s"] = time.perf_counter() - t0
-    # detection
-    t0 = time.perf_counter()
+    cls_pred = np.asarray(cls_pred)
+    top1 = top1_accuracy(cls_pred, labels)
+    cls_table = per_class_accuracy(cls_pred, labels, list(data.manifest["cls_classes"]))
+
     gt = data.coco(split)
     if limit is not None:
         keep = {im["id"] for im in gt["images"][:limit]}
         gt = {**gt, "images": gt["images"][:limit], "annotations": [a for a in gt["annotations"] if a["image_id"] in keep]}
-    cat_ids = blob["class_names"]["det_category_ids"]
-    results = []
-    for im in gt["images"]:
-        det = detect_image(model, read_rgb(data.resolve(im["file_name"])), device, infer_cfg, precision)
-        results += coco_results(im["id"], det, cat_ids)
-    map50, det_table = coco_map50(gt, results)
-    timings["det_s"] = time.perf_counter() - t0
-    # segmentation
-    t0 = time.perf_counter()
+        det_results = [r for r in det_results if r["image_id"] in keep]
+    map50, det_table = coco_map50(gt, det_results)
+
     seg = data.table(f"seg_{split}")[:limit]
     nseg = len(data.manifest["seg_classes"])
     ignore = int(data.manifest.get("ignore_index", 255))
     cm = np.zeros((nseg, nseg), dtype=np.int64)
     label_paths = list(seg["label_path"])
-    for i, pred_map in segment(model, list(seg["path"]), device, infer_cfg, precision):
+    seen = 0
+    for i, pred_map in seg_maps:
         cm += confusion_matrix(pred_map, read_mask(label_paths[i]), nseg, ignore)
+        seen += 1
+    if seen != len(seg):
+        raise ValueError(f"seg_{split}: {seen} predicted label maps for {len(seg)} images")
     iou = iou_from_confusion(cm)
     seg_table = pd.DataFrame({
         "class_id": range(nseg), "name": data.manifest["seg_classes"], "iou": iou,
         "gt_pixels": cm.sum(1), "pred_pixels": cm.sum(0),
     })
-    timings["seg_s"] = time.perf_counter() - t0
     metrics = {"top1": top1, "map50": map50, "miou": float(iou.mean())}
     metrics["score"] = float(np.mean([metrics["top1"], metrics["map50"], metrics["miou"]]))
-    log.info("validation on %s%s: %s (%s)", split, f" (first {limit})" if limit else "",
-             {k: round(v, 4) for k, v in metrics.items()}, {k: round(v, 1) for k, v in timings.items()})
     return metrics, {"cls": cls_table, "det": det_table, "seg": seg_table}
 
 
-def evaluate(model_path: str | Path, dataset_dir: str | Path, metrics_path: str | Path, tables_dir: str | Path,
-             infer_cfg: dict | None = None, splits: dict | None = None, device: str | None = "auto",
-             precision: str = "bf16", prefix: str = "val_") -> dict:
-    """The evaluation stage: metrics on the validation splits, written as ``metrics_path`` (JSON) and
+def validate(model, blob: dict, data: Dataset, split: str, device, infer_cfg: dict, limit: int | None = None,
+             precision: str = "bf16") -> tuple[dict, dict[str, pd.DataFrame]]:
+    """Predict the three validation sets (each cut to ``limit`` items when given) in memory and score
+    them (training-time validation; the evaluation stage scores the prediction files instead)."""
+    infer_cfg = {**DEFAULT_INFER_CFG, **infer_cfg}
+    timings = {}
+    t0 = time.perf_counter()
+    cls = data.table(f"cls_{split}")[:limit]
+    cls_pred = classify(model, list(cls["path"]), blob["input"]["cls_size"], device, infer_cfg["batch_size"], precision)
+    timings["cls_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    cat_ids = blob["class_names"]["det_category_ids"]
+    results = []
+    for im in data.coco(split)["images"][:limit]:
+        det = detect_image(model, read_rgb(data.resolve(im["file_name"])), device, infer_cfg, precision)
+        results += coco_results(im["id"], det, cat_ids)
+    timings["det_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    seg = data.table(f"seg_{split}")[:limit]
+    seg_maps = list(segment(model, list(seg["path"]), device, infer_cfg, precision))
+    timings["seg_s"] = time.perf_counter() - t0
+    metrics, tables = score_predictions(data, split, cls_pred, results, seg_maps, limit)
+    log.info("validation on %s%s: %s (%s)", split, f" (first {limit})" if limit else "",
+             {k: round(v, 4) for k, v in metrics.items()}, {k: round(v, 1) for k, v in timings.items()})
+    return metrics, tables
+
+
+def read_predictions(data: Dataset, split: str, predictions_dir: str | Path):
+    """The prediction files of ``split`` (docs/data-contract.md, 'Predictions') in the form
+    ``score_predictions`` takes; a missing image's prediction is an error naming the file."""
+    pred_dir = Path(predictions_dir)
+    cls_file = pred_dir / f"cls_{split}.csv"
+    table = pd.read_csv(cls_file, dtype={"name": str})
+    by_name = dict(zip(table["name"], table["label"].astype(int)))
+    names = [Path(p).name for p in data.table(f"cls_{split}")["image"]]
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise ValueError(f"{cls_file}: no prediction for {len(missing)} image(s), e.g. {missing[0]}")
+    det_results = json.loads((pred_dir / f"det_{split}.json").read_text())
+    seg_dir = pred_dir / f"seg_{split}"
+
+    def seg_maps():
+        for i, image in enumerate(data.table(f"seg_{split}")["image"]):
+            path = seg_dir / f"{Path(image).stem}.png"
+            if not path.exists():
+                raise ValueError(f"{seg_dir}: no label map {path.name} for {image}")
+            yield i, read_mask(path)
+
+    return [by_name[n] for n in names], det_results, seg_maps()
+
+
+def evaluate(predictions_dir: str | Path, dataset_dir: str | Path, metrics_path: str | Path,
+             tables_dir: str | Path, split: str | None = None, prefix: str = "val_") -> dict:
+    """The evaluation stage: score the validation split's prediction files (written by the same
+    code as the test predictions) into ``metrics_path`` (JSON) and
     ``tables_dir/<prefix>{cls,det,seg}_per_class.csv``."""
-    dev = resolve_device(device)
     data = Dataset.open(dataset_dir)
-    model, blob = load_model(model_path, dev)
-    split = splits_of(data, splits)["val"]
-    metrics, tables = validate(model, blob, data, split, dev, infer_cfg or {}, precision=precision)
+    split = split or splits_of(data)["val"]
+    metrics, tables = score_predictions(data, split, *read_predictions(data, split, predictions_dir))
     tables_dir = Path(tables_dir)
     for task, table in tables.items():
         atomic.write_csv(tables_dir / f"{prefix}{task}_per_class.csv", table)
     atomic.write_json(metrics_path, metrics)
+    log.info("validation on %s: %s", split, {k: round(v, 4) for k, v in metrics.items()})
     return metrics

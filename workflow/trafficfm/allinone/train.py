@@ -140,6 +140,12 @@ def find_checkpoint(directory: Path, fp: str) -> dict | None:
     return None
 
 
+def _lap(timing: dict[str, float], part: str, since: float) -> float:
+    now = time.perf_counter()
+    timing[part] = timing.get(part, 0.0) + now - since
+    return now
+
+
 # ---------------------------------------------------------------------------------------------- plot
 def plot_history(history: list[dict], path: str | Path) -> None:
     import matplotlib
@@ -151,7 +157,7 @@ def plot_history(history: list[dict], path: str | Path) -> None:
     evals = [h for h in history if "val" in h]
     fig, axes = plt.subplots(1, 3 if evals else 2, figsize=(15 if evals else 10, 4))
     ax = axes[0]
-    keys = sorted({k for h in train for k in h if k not in ("step", "lr", "time_s", "images_per_s")})
+    keys = sorted({k for h in train for k in h if k not in ("step", "lr", "time_s", "images_per_s", "seconds")})
     for k in keys:
         ax.plot([h["step"] for h in train if k in h], [h[k] for h in train if k in h], label=k)
     ax.set_yscale("log")
@@ -304,12 +310,15 @@ def train(
     model.train()
     t_start = time.perf_counter()
     window: dict[str, list[float]] = {}
+    timing: dict[str, float] = {}  # seconds per part of the step since the last log line (where time goes)
     images_seen = 0
     log.info("training steps %d..%d of %d on %s (world %d); fingerprint %s", start, stop, total, dev,
              info.world_size, fp)
     for step in range(start, stop):
+        tick = time.perf_counter()
         batches = {t: _to_device(next(iters[t]), dev) for t in TASKS}
         accum: list[torch.Tensor | None] = [None] * len(params)
+        tick = _lap(timing, "data", tick)
         for task in TASKS:
             images, targets = batches[task]
             with autocast(dev, precision):
@@ -328,21 +337,28 @@ def train(
             for k, v in losses.items():
                 window.setdefault(k, []).append(float(v.detach()))
             images_seen += images.shape[0] * info.world_size
+            tick = _lap(timing, task, tick)
         for p, g in zip(params, accum):
             p.grad = g
         if tcfg["grad_clip"]:
             torch.nn.utils.clip_grad_norm_(params, float(tcfg["grad_clip"]))
         optimizer.step()
         scheduler.step()
+        _lap(timing, "update", tick)
         done = step + 1
         if done % int(tcfg["log_every"]) == 0 or done == stop:
             means = all_reduce_mean({k: float(np.mean(v)) for k, v in window.items()}, dev)
             elapsed = time.perf_counter() - t_start
             entry = {"step": done, "lr": optimizer.param_groups[-1]["lr"], **means,
                      "time_s": round(elapsed, 2), "images_per_s": round(images_seen / max(elapsed, 1e-9), 2)}
+            since = max([start] + [h["step"] for h in history if "lr" in h])  # resumed runs: from start
+            steps_in_window = done - since
+            entry["seconds"] = {k: round(v / max(steps_in_window, 1), 3) for k, v in timing.items()}
             history.append(entry)
-            window = {}
-            log.info("step %d/%d %s", done, total, " ".join(f"{k}={v:.4g}" for k, v in entry.items() if k != "step"))
+            window, timing = {}, {}
+            log.info("step %d/%d %s; seconds per step: %s", done, total,
+                     " ".join(f"{k}={v:.4g}" for k, v in entry.items() if k not in ("step", "seconds")),
+                     " ".join(f"{k}={v:.2f}" for k, v in entry["seconds"].items()))
         if tcfg["eval_every"] and done % int(tcfg["eval_every"]) == 0 and done < total and info.is_main:
             model.eval()
             metrics, _ = validate(model, {"input": {"cls_size": tasks_cfg["cls"]["size"]},
