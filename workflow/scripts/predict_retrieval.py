@@ -2,7 +2,9 @@
 
 from trafficfm import runtime  # noqa: I001 (first: it sets the environment torch reads)
 
-import argparse
+runtime.passive_omp_threads()  # a data-loading worker shares the cores
+
+import argparse  # noqa: E402
 import os
 from pathlib import Path
 

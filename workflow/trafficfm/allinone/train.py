@@ -41,7 +41,7 @@ from .model import DEFAULT_MODEL_CFG, TASKS, AllInOneModel
 log = logging.getLogger(__name__)
 
 DEFAULT_TRAIN_CFG: dict = {  # the same values as config.yaml (where each is explained)
-    "steps": 300,
+    "steps": 260,
     "lr": 2.0e-3,
     "backbone_lr_scale": 1.0,
     "weight_decay": 0.05,
