@@ -31,7 +31,7 @@ DEFAULT_INFER_CFG: dict = {  # the same values as config.yaml (where each is exp
     "det_refine": True,
     "det_refine_candidates": 50,
     "det_refine_topk": 3,
-    "det_scale": 1.25,
+    "det_scale": 1.5,
     "det_tile": None,
     "det_tile_overlap": 96,
     "seg_scale": 1.0,

@@ -41,7 +41,7 @@ from .model import DEFAULT_MODEL_CFG, TASKS, AllInOneModel
 log = logging.getLogger(__name__)
 
 DEFAULT_TRAIN_CFG: dict = {  # the same values as config.yaml (where each is explained)
-    "steps": 260,
+    "steps": 300,
     "lr": 2.0e-3,
     "backbone_lr_scale": 1.0,
     "weight_decay": 0.05,
@@ -61,7 +61,7 @@ DEFAULT_TRAIN_CFG: dict = {  # the same values as config.yaml (where each is exp
                 "aug": {"scale": [0.6, 1.0], "hflip": True, "jitter": 0.2}},
         "det": {"batch_size": 8, "crop": 256, "loss_weight": 1.0, "grad_clip": None, "refine_patches": 4,
                 "aug": {"positive_prob": 0.6, "scale": [1.25, 2.5], "hflip": False, "jitter": 0.2}},
-        "seg": {"batch_size": 8, "crop": [192, 320], "loss_weight": 1.0, "grad_clip": None, "class_weight_power": 0.5,
+        "seg": {"batch_size": 8, "crop": [192, 320], "loss_weight": 2.0, "grad_clip": None, "class_weight_power": 1.0,
                 "aug": {"scale": [0.75, 1.5], "hflip": True, "jitter": 0.2}},
     },
 }
