@@ -34,7 +34,7 @@ DEFAULT_INFER_CFG: dict = {  # the same values as config.yaml (where each is exp
     "det_scale": 1.5,
     "det_tile": None,
     "det_tile_overlap": 96,
-    "seg_scale": 1.0,
+    "seg_scale": 1.15,
     "seg_flip": True,
     "pad_divisor": 32,
 }
