@@ -123,9 +123,9 @@ def test_flip_averaging_is_mirror_equivariant(trained):
     torch.nn.init.normal_(model.seg_head.classifier.weight, std=3.0)
     img = np.random.default_rng(1).integers(0, 255, (64, 96, 3), dtype=np.uint8)
     assert len(np.unique(segment_images(model, [img], torch.device("cpu"), {}, "fp32")[0])) > 1
-    flip = {"seg_flip": True, "pad_divisor": 32}
+    flip = {"seg_flip": True, "seg_scale": 1.0, "pad_divisor": 32}  # no resize: exact mirror symmetry
     plain, mirrored = segment_images(model, [img, np.ascontiguousarray(img[:, ::-1])], torch.device("cpu"), flip, "fp32")
     assert np.array_equal(plain[:, ::-1], mirrored)
-    once, = segment_images(model, [img], torch.device("cpu"), {"seg_flip": False}, "fp32")
-    once_mirrored, = segment_images(model, [np.ascontiguousarray(img[:, ::-1])], torch.device("cpu"), {"seg_flip": False}, "fp32")
+    once, = segment_images(model, [img], torch.device("cpu"), {"seg_flip": False, "seg_scale": 1.0}, "fp32")
+    once_mirrored, = segment_images(model, [np.ascontiguousarray(img[:, ::-1])], torch.device("cpu"), {"seg_flip": False, "seg_scale": 1.0}, "fp32")
     assert not np.array_equal(once[:, ::-1], once_mirrored)  # without it the model is not symmetric
