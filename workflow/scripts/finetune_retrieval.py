@@ -10,7 +10,6 @@ from pathlib import Path
 
 import yaml
 
-from trafficfm.distributed import gpus_requested, run_under_torchrun
 from trafficfm.retrieval.train import finetune
 
 
@@ -20,9 +19,7 @@ def run(dataset_dir, model_out, summary_out, model_cfg, train_cfg, checkpoint_di
 
 
 if "snakemake" in globals():
-    runtime.start(snakemake.log[0], snakemake.threads)
-    # given several GPUs (resources: gpu=N), the ranks run this same script under torchrun
-    if not run_under_torchrun(gpus_requested(snakemake.resources)):
+    if not runtime.ran_as_ranks(snakemake):  # several GPUs: torchrun runs this script per GPU
         run(
             Path(snakemake.input.manifest).parent,
             snakemake.output.model,

@@ -14,7 +14,6 @@ from pathlib import Path
 import yaml
 
 from trafficfm.allinone.train import train
-from trafficfm.distributed import gpus_requested, run_under_torchrun
 
 
 def main(data, model, checkpoints, cfg, curve=None, history=None, device="auto", threads=None, log=None):
@@ -24,8 +23,7 @@ def main(data, model, checkpoints, cfg, curve=None, history=None, device="auto",
 
 
 if "snakemake" in globals():
-    runtime.start(snakemake.log[0])
-    if not run_under_torchrun(gpus_requested(snakemake.resources)):
+    if not runtime.ran_as_ranks(snakemake):  # several GPUs: torchrun runs this script per GPU
         main(
             Path(snakemake.input.manifest).parent,
             snakemake.output.model,

@@ -30,3 +30,13 @@ def start(log: str | None = None, threads: int | None = None) -> logging.Logger:
     if threads and not torch.cuda.is_available():
         torch.set_num_threads(max(1, int(threads) // int(os.environ.get("WORLD_SIZE", "1"))))
     return logger
+
+
+def ran_as_ranks(snakemake) -> bool:
+    """Inside a training rule: set up its log and, when the rule was given several GPUs
+    (``resources: gpu=N``), run this same script under torchrun. True when the ranks did the work
+    (the caller is done); False when the caller should train in this process."""
+    from .distributed import gpus_requested, run_under_torchrun
+
+    start(snakemake.log[0], snakemake.threads)
+    return run_under_torchrun(gpus_requested(snakemake.resources))
