@@ -7,8 +7,8 @@ summed. AdamW (no decay on biases and norms), linear warm-up then cosine decay, 
 Reproducible and resumable: the data stream is a function of (seed, step) alone (see
 :mod:`.datasets`); a checkpoint every ``checkpoint_every`` steps holds the model, optimizer,
 scheduler and RNG states and the history, under a fingerprint of everything that changes the
-result. A rerun with the same fingerprint resumes from the newest checkpoint; a changed config
-starts over. Under ``torchrun`` the same code runs DistributedDataParallel, every process taking
+result (:mod:`trafficfm.checkpoints`). A rerun with the same fingerprint resumes from the newest
+checkpoint that reads back whole; a changed config starts over. Under ``torchrun`` the same code runs DistributedDataParallel, every process taking
 its slice of each global batch; the losses are normalised over all processes so the gradient equals
 the single-process gradient of the whole batch. Rank 0 alone writes.
 """
@@ -16,8 +16,6 @@ the single-process gradient of the whole batch. Rank 0 alone writes.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import logging
 import math
 import time
@@ -30,6 +28,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
 from .. import atomic
+from ..checkpoints import CheckpointStore
 from ..data.canonical import Dataset
 from .datasets import COLLATE, ClsDataset, DetDataset, SegDataset, StepBatchSampler, seg_class_weights
 from ..seeding import rng_state, seed_everything, set_rng_state
@@ -74,10 +73,6 @@ def deep_merge(base: dict, override: dict | None) -> dict:
     return out
 
 
-def fingerprint(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def lr_lambda(warmup: int, total: int, min_ratio: float):
     def f(step: int) -> float:
         if warmup > 0 and step < warmup:
@@ -103,41 +98,6 @@ def param_groups(model: AllInOneModel, lr: float, weight_decay: float, backbone_
             "weight_decay": weight_decay if decay else 0.0,
         })
     return out
-
-
-# ---------------------------------------------------------------------------------------- checkpoints
-def _checkpoints(directory: Path) -> list[Path]:
-    return sorted(directory.glob("ckpt_*.pt"))
-
-
-def save_checkpoint(directory: Path, step: int, model, optimizer, scheduler, history, fp: str, keep: int) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"ckpt_{step:07d}.pt"
-    blob = {
-        "step": step, "fingerprint": fp, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": history,
-    }
-    with atomic.atomic_path(path) as tmp:
-        torch.save(blob, tmp)
-    for old in _checkpoints(directory)[: -max(1, keep)]:
-        old.unlink(missing_ok=True)
-    return path
-
-
-def find_checkpoint(directory: Path, fp: str) -> dict | None:
-    """Newest readable checkpoint with this fingerprint; stale ones (another config) are reported."""
-    for path in reversed(_checkpoints(directory)):
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc:  # a damaged file: try the previous one
-            log.warning("checkpoint %s unreadable (%s); trying an older one", path, exc)
-            continue
-        if blob.get("fingerprint") != fp:
-            log.warning("checkpoint %s belongs to another configuration; starting over", path)
-            return None
-        log.info("resuming from %s (step %d)", path, blob["step"])
-        return blob
-    return None
 
 
 def _lap(timing: dict[str, float], part: str, since: float) -> float:
@@ -260,11 +220,14 @@ def train(
     }
     # everything that changes the weights; not how often to log, check-point or peek at validation
     no_effect = ("num_workers", "checkpoint_every", "keep_checkpoints", "log_every", "eval_every", "eval_limit")
-    fp = fingerprint({"seed": seed, "model": mcfg, "train": {k: v for k, v in tcfg.items() if k not in no_effect},
-                      "splits": splits, "manifest": data.manifest})
+    store = CheckpointStore(
+        checkpoint_dir,
+        {"seed": seed, "model": mcfg, "train": {k: v for k, v in tcfg.items() if k not in no_effect},
+         "splits": splits, "manifest": data.manifest},
+        keep=int(tcfg["keep_checkpoints"]), writer=info.is_main)
+    fp = store.fingerprint
     total = int(tcfg["steps"])
     precision = tcfg["precision"]
-    checkpoint_dir = Path(checkpoint_dir)
 
     seed_everything(seed)
     model = AllInOneModel(mcfg, num_classes).to(dev).to(memory_format=torch.channels_last)
@@ -277,18 +240,15 @@ def train(
     )
     history: list[dict] = []
     start = 0
-    blob = find_checkpoint(checkpoint_dir, fp) if checkpoint_dir.exists() else None
-    if blob is not None:
-        model.load_state_dict(blob["model"])
-        optimizer.load_state_dict(blob["optimizer"])
-        scheduler.load_state_dict(blob["scheduler"])
-        set_rng_state(blob["rng"])
-        history = blob["history"]
-        start = int(blob["step"])
-        del blob
-    elif info.is_main and checkpoint_dir.exists():
-        for stale in _checkpoints(checkpoint_dir):
-            stale.unlink(missing_ok=True)
+    found = store.resume()
+    if found is not None:
+        model.load_state_dict(found.state["model"])
+        optimizer.load_state_dict(found.state["optimizer"])
+        scheduler.load_state_dict(found.state["scheduler"])
+        set_rng_state(found.state["rng"])
+        history = found.state["history"]
+        start = found.step
+        del found
     if info.enabled:
         dist.barrier()
 
@@ -366,16 +326,16 @@ def train(
                                   limit=int(tcfg["eval_limit"]), precision=precision)
             history.append({"step": done, "val": metrics})
             model.train()
-        if info.is_main and (done % int(tcfg["checkpoint_every"]) == 0 or done == stop):
-            save_checkpoint(checkpoint_dir, done, model, optimizer, scheduler, history, fp,
-                            int(tcfg["keep_checkpoints"]))
+        if done % int(tcfg["checkpoint_every"]) == 0 or done == stop:
+            store.save(done, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                              "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": history})
     if info.enabled:
         dist.barrier()
     seconds = time.perf_counter() - t_start
     summary = {"start_step": start, "stop_step": stop, "total_steps": total, "seconds": round(seconds, 1),
                "finished": stop == total}
     if stop < total:
-        log.info("stopped after step %d of %d (checkpoint kept in %s)", stop, total, checkpoint_dir)
+        log.info("stopped after step %d of %d (checkpoint kept in %s)", stop, total, store.directory)
         return summary
     if info.is_main:
         final = {

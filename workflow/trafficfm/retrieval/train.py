@@ -5,8 +5,8 @@ Runs single-process on CPU and under ``torchrun`` on several GPUs with the same 
 (DistributedDataParallel; batches are split across ranks by the sampler and the loss gathers
 features next to itself; rank 0 alone writes).
 
-Checkpoints go to ``<checkpoint_dir>/<fingerprint>/last.pt``, a folder the Snakemake rule does not
-declare as output, so a failed or interrupted job resumes from there when run again. The
+Checkpoints go to ``<checkpoint_dir>`` (:mod:`trafficfm.checkpoints`), a folder the Snakemake rule
+does not declare as output, so a failed or interrupted job resumes from there when run again. The
 fingerprint hashes every result-changing setting and the training table, so a changed config
 starts afresh instead of resuming a stale run. A resumed run reproduces an uninterrupted one:
 the checkpoint holds the model, optimizer, schedule, position in the epoch and every RNG state,
@@ -15,8 +15,6 @@ and batch order and augmentation are functions of (seed, epoch, sample).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import time
@@ -25,6 +23,7 @@ from pathlib import Path
 import torch
 
 from .. import atomic
+from ..checkpoints import CheckpointStore, file_digest
 from ..distributed import init_distributed
 from ..seeding import rng_state, seed_everything, set_rng_state
 from .data import (
@@ -60,10 +59,11 @@ DEFAULT_TRAIN_CFG = {
     "cache_max_mb": 2048,
     "workers": 1,
     "checkpoint_every": 100,
+    "keep_checkpoints": 2,
     "log_every": 10,
 }
 # Keys that do not change the result (excluded from the checkpoint fingerprint).
-NON_RESULT_KEYS = ("workers", "checkpoint_every", "log_every", "cache_max_mb")
+NON_RESULT_KEYS = ("workers", "checkpoint_every", "keep_checkpoints", "log_every", "cache_max_mb")
 HEAD_PARAMETERS = ("visual.head", "text.proj", "text_projection", "visual.proj", "logit_scale", "logit_bias")
 MAX_LOGIT_SCALE = math.log(100.0)
 
@@ -118,25 +118,10 @@ def set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
 
 
 # ------------------------------------------------------------------------------------ checkpoints
-def fingerprint(model_cfg: dict, train_cfg: dict, table_path: Path) -> str:
-    result_cfg = {k: v for k, v in train_cfg.items() if k not in NON_RESULT_KEYS}
-    digest = hashlib.sha256(json.dumps([model_cfg, result_cfg], sort_keys=True, default=str).encode())
-    digest.update(Path(table_path).read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def save_checkpoint(path: Path, model, optimizer, position: dict, history: list) -> None:
-    with atomic.atomic_path(path) as tmp:
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "position": position,
-                    "rng": rng_state(), "history": history}, tmp)
-
-
-def load_checkpoint(path: Path, model, optimizer) -> tuple[dict, list]:
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    set_rng_state(state["rng"])
-    return state["position"], state["history"]
+def checkpoint_settings(model_cfg: dict, train_cfg: dict, table_path: Path) -> dict:
+    """What the fingerprint covers: every result-changing setting and the training table's bytes."""
+    return {"model": model_cfg, "train": {k: v for k, v in train_cfg.items() if k not in NON_RESULT_KEYS},
+            "table_sha256": file_digest(table_path)}
 
 
 def unwrap(model):
@@ -209,13 +194,17 @@ def finetune(
 
     position = {"epoch": 0, "batch": 0, "step": 0}
     history: list[dict] = []
-    ckpt_path = None
+    store = None
     if checkpoint_dir:
-        key = fingerprint(model_cfg, cfg, Path(dataset_dir) / f"{split}.csv")
-        ckpt_path = Path(checkpoint_dir) / key / "last.pt"
-        if ckpt_path.exists():
-            position, history = load_checkpoint(ckpt_path, model, optimizer)
-            log.info("resumed from %s at %s", ckpt_path, position)
+        store = CheckpointStore(checkpoint_dir, checkpoint_settings(model_cfg, cfg, Path(dataset_dir) / f"{split}.csv"),
+                                keep=int(cfg["keep_checkpoints"]), writer=rank == 0)
+        found = store.resume()
+        if found is not None:
+            model.load_state_dict(found.state["model"])
+            optimizer.load_state_dict(found.state["optimizer"])
+            set_rng_state(found.state["rng"])
+            position, history = found.state["position"], found.state["history"]
+            log.info("resumed at %s", position)
     log.info("%d pairs, %d batches of %d per epoch per rank, %d optimizer steps (accumulating %d)",
              len(frame), batches_per_epoch, cfg["batch_size"], total_steps, accum)
 
@@ -287,9 +276,10 @@ def finetune(
             if last_of_epoch:
                 position = {"epoch": epoch + 1, "batch": 0, "step": step}
             interrupt = stop_after_steps is not None and step >= stop_after_steps
-            if ckpt_path and rank == 0 and (interrupt or step % int(cfg["checkpoint_every"]) == 0
-                                            or last_of_epoch or step >= total_steps):
-                save_checkpoint(ckpt_path, model, optimizer, position, history)
+            if store and (interrupt or step % int(cfg["checkpoint_every"]) == 0 or last_of_epoch
+                          or step >= total_steps):
+                store.save(step, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                  "position": position, "rng": rng_state(), "history": history})
             if interrupt:
                 return {"interrupted_at_step": step}
             if step >= total_steps:
