@@ -69,15 +69,20 @@ def _batch_tensor(images: list[np.ndarray], device: torch.device) -> torch.Tenso
 # ------------------------------------------------------------------------------------ classification
 @torch.inference_mode()
 def classify(model: AllInOneModel, paths: list[str], size: int, device: torch.device, batch_size: int = 32,
-             precision: str = "bf16") -> np.ndarray:
-    """Predicted class index per image."""
-    preds = []
+             precision: str = "bf16", with_prob: bool = False):
+    """Predicted class index per image; with ``with_prob``, also the (images, classes) probabilities."""
+    preds, probs = [], []
     for i in range(0, len(paths), batch_size):
         imgs = [cls_eval(read_rgb(p), size) for p in paths[i : i + batch_size]]
         with autocast(device, precision):
             logits = model("cls", _batch_tensor(imgs, device))
         preds.append(logits.argmax(1).cpu().numpy())
-    return np.concatenate(preds) if preds else np.zeros((0,), dtype=np.int64)
+        if with_prob:
+            probs.append(logits.float().softmax(1).cpu().numpy())
+    labels = np.concatenate(preds) if preds else np.zeros((0,), dtype=np.int64)
+    if not with_prob:
+        return labels
+    return labels, (np.concatenate(probs) if probs else np.zeros((0, model.num_classes["cls"]), np.float32))
 
 
 # ------------------------------------------------------------------------------------------- detection
@@ -158,8 +163,9 @@ def coco_results(image_id: int, det: dict[str, np.ndarray], category_ids: list[i
 # ---------------------------------------------------------------------------------------- segmentation
 @torch.inference_mode()
 def segment_images(model: AllInOneModel, imgs: list[np.ndarray], device: torch.device, cfg: dict,
-                   precision: str = "bf16") -> list[np.ndarray]:
-    """Label map (uint8, original size) per RGB image; images of equal size share a forward pass."""
+                   precision: str = "bf16", with_prob: bool = False) -> list:
+    """Label map (uint8, original size) per RGB image; images of equal size share a forward pass.
+    With ``with_prob``: (label map, (classes, H, W) float32 probabilities) per image."""
     cfg = {**DEFAULT_INFER_CFG, **cfg}
     scale, div = float(cfg["seg_scale"]), int(cfg["pad_divisor"])
     out: list[np.ndarray | None] = [None] * len(imgs)
@@ -180,15 +186,19 @@ def segment_images(model: AllInOneModel, imgs: list[np.ndarray], device: torch.d
         if scale != 1.0:
             logits = torch.nn.functional.interpolate(logits, size=(h0, w0), mode="bilinear", align_corners=False)
         pred = logits.argmax(1).to(torch.uint8).cpu().numpy()
+        if with_prob:
+            prob = (logits / (2.0 if cfg["seg_flip"] else 1.0)).cpu().numpy()
         for j, i in enumerate(idxs):
-            out[i] = pred[j]
+            out[i] = (pred[j], prob[j]) if with_prob else pred[j]
     return out  # type: ignore[return-value]
 
 
-def segment(model: AllInOneModel, paths: list[str], device: torch.device, cfg: dict, precision: str = "bf16"):
-    """Yield (index, label map) for each image path, ``batch_size`` images at a time."""
+def segment(model: AllInOneModel, paths: list[str], device: torch.device, cfg: dict, precision: str = "bf16",
+            with_prob: bool = False):
+    """Yield (index, label map) for each image path, ``batch_size`` images at a time (with
+    ``with_prob``: (index, (label map, probabilities)))."""
     bs = int({**DEFAULT_INFER_CFG, **cfg}["batch_size"])
     for i in range(0, len(paths), bs):
         imgs = [read_rgb(p) for p in paths[i : i + bs]]
-        for j, pred in enumerate(segment_images(model, imgs, device, cfg, precision)):
+        for j, pred in enumerate(segment_images(model, imgs, device, cfg, precision, with_prob)):
             yield i + j, pred

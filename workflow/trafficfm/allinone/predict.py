@@ -23,6 +23,7 @@ import cv2
 import pandas as pd
 
 from .. import atomic
+from ..ensemble import soft
 from ..data.canonical import Dataset
 from .datasets import read_rgb
 from .evaluate import splits_of
@@ -32,8 +33,12 @@ log = logging.getLogger(__name__)
 
 
 def predict(model_path: str | Path, dataset_dir: str | Path, out_dir: str | Path, split: str | None = None,
-            infer_cfg: dict | None = None, device: str | None = "auto", precision: str = "bf16") -> dict:
-    """Predict the three tasks of ``split`` (default: the manifest's test split); return counts and timings."""
+            infer_cfg: dict | None = None, device: str | None = "auto", precision: str = "bf16",
+            soft_dir: str | Path | None = None, soft_top_k: int = 5) -> dict:
+    """Predict the three tasks of ``split`` (default: the manifest's test split); return counts and timings.
+
+    ``soft_dir``: also write the compact soft predictions an ensemble fuses (:mod:`..ensemble.soft`):
+    ``cls.npz`` (top ``soft_top_k`` probabilities) and ``seg/<stem>.npz`` (uint8 probabilities)."""
     cfg = {**DEFAULT_INFER_CFG, **(infer_cfg or {})}
     dev = resolve_device(device)
     data = Dataset.open(dataset_dir)
@@ -45,9 +50,13 @@ def predict(model_path: str | Path, dataset_dir: str | Path, out_dir: str | Path
 
     t0 = time.perf_counter()
     cls = data.table(f"cls_{split}")
-    pred = classify(model, list(cls["path"]), blob["input"]["cls_size"], dev, cfg["batch_size"], precision)
-    atomic.write_csv(out_dir / f"cls_{split}.csv",
-                     pd.DataFrame({"name": [Path(p).name for p in cls["image"]], "label": pred.astype(int)}))
+    cls_names = [Path(p).name for p in cls["image"]]
+    pred = classify(model, list(cls["path"]), blob["input"]["cls_size"], dev, cfg["batch_size"], precision,
+                    with_prob=soft_dir is not None)
+    if soft_dir is not None:
+        pred, prob = pred
+        soft.write_cls(Path(soft_dir) / "cls.npz", cls_names, prob, soft_top_k)
+    atomic.write_csv(out_dir / f"cls_{split}.csv", pd.DataFrame({"name": cls_names, "label": pred.astype(int)}))
     summary["cls"] = {"images": len(cls), "seconds": round(time.perf_counter() - t0, 2)}
 
     t0 = time.perf_counter()
@@ -68,8 +77,13 @@ def predict(model_path: str | Path, dataset_dir: str | Path, out_dir: str | Path
         raise ValueError(f"seg_{split}: two images share a file stem; their label maps would collide")
     final = out_dir / f"seg_{split}"
     tmp = Path(tempfile.mkdtemp(prefix=f".seg_{split}.", dir=out_dir))
+    if soft_dir is not None:
+        (Path(soft_dir) / "seg").mkdir(parents=True, exist_ok=True)
     try:
-        for i, label_map in segment(model, list(seg["path"]), dev, cfg, precision):
+        for i, label_map in segment(model, list(seg["path"]), dev, cfg, precision, with_prob=soft_dir is not None):
+            if soft_dir is not None:
+                label_map, prob = label_map
+                soft.write_seg(Path(soft_dir) / "seg" / f"{names[i]}.npz", prob)
             if not cv2.imwrite(str(tmp / f"{names[i]}.png"), label_map):
                 raise OSError(f"cannot write {tmp / names[i]}.png")
         if final.exists():
