@@ -64,15 +64,15 @@ def _random_targets(n, size, num_classes, gen):
     return targets
 
 
-def child_ours(cfg: dict, device_name: str, steps: int, warmup: int, det_infer_size: int) -> dict:
+def child_ours(cfg, device_name: str, steps: int, warmup: int, det_infer_size: int) -> dict:
     import torch
 
-    from trafficfm.allinone.inference import autocast
     from trafficfm.allinone.model import AllInOneModel
-    from trafficfm.allinone.train import DEFAULT_TRAIN_CFG, deep_merge, param_groups
+    from trafficfm.allinone.train import param_groups
+    from trafficfm.device import autocast
 
     device = torch.device(device_name)
-    tcfg = deep_merge(DEFAULT_TRAIN_CFG, cfg.get("train"))
+    tcfg = cfg["train"]
     tasks = tcfg["tasks"]
     torch.manual_seed(0)
     model = AllInOneModel({**cfg["model"], "pretrained": None}, {"cls": 196, "det": 45, "seg": 19})
@@ -100,7 +100,7 @@ def child_ours(cfg: dict, device_name: str, steps: int, warmup: int, det_infer_s
         def fn():
             opt.zero_grad(set_to_none=True)
             for t in task_list:
-                with autocast(device):
+                with autocast(device, cfg["precision"]):
                     losses = model(t, *batches[t])
                 sum(losses.values()).backward()
             opt.step()
@@ -128,14 +128,12 @@ def child_ours(cfg: dict, device_name: str, steps: int, warmup: int, det_infer_s
     return out
 
 
-def child_reference(cfg: dict, device_name: str, steps: int, warmup: int) -> dict:
+def child_reference(cfg, device_name: str, steps: int, warmup: int) -> dict:
     import torch
     from torchvision.models.detection import fcos_resnet50_fpn
 
-    from trafficfm.allinone.train import DEFAULT_TRAIN_CFG, deep_merge
-
     device = torch.device(device_name)
-    tcfg = deep_merge(DEFAULT_TRAIN_CFG, cfg.get("train"))
+    tcfg = cfg["train"]
     bs = int(tcfg["tasks"]["det"]["batch_size"])
     crop = int(tcfg["tasks"]["det"]["crop"])
     torch.manual_seed(0)
@@ -159,7 +157,7 @@ def child_reference(cfg: dict, device_name: str, steps: int, warmup: int) -> dic
 
 
 def run_child(kind: str, args) -> dict:
-    cmd = [sys.executable, __file__, "--child", kind, "--device", args.device, "--config", args.config,
+    cmd = [sys.executable, __file__, "--child", kind, "--device", args.device, "--configfile", *args.configfile,
            "--steps", str(args.steps), "--warmup", str(args.warmup), "--det-infer-size", str(args.det_infer_size)]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
@@ -172,7 +170,7 @@ def run_child(kind: str, args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--config", default=str(REPO / "config.yaml"), help="config with an 'allinone' section")
+    parser.add_argument("--configfile", nargs="*", default=[], help="overlays on config.yaml (as snakemake's)")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per measurement")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -182,9 +180,9 @@ def main() -> None:
     parser.add_argument("--child", choices=["ours", "reference"], help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    import yaml
+    from trafficfm.config import load
 
-    cfg = yaml.safe_load(Path(args.config).read_text())["allinone"]
+    cfg = load(*args.configfile).allinone
     if args.child:
         import torch
 

@@ -103,24 +103,27 @@ def simulate(root: Path, scale: float) -> dict:
 def _run(queue, name: str, root: str, out: str) -> None:
     from trafficfm.data.convert_allinone import (
         ErrorCollector, convert_cls_split, convert_det_split, convert_seg_split)
-    from trafficfm.data.convert_allinone import DEFAULT_LAYOUT, TT100K_CATEGORIES
+    from trafficfm.config import load
+    from trafficfm.data.convert_allinone import TT100K_CATEGORIES
     from trafficfm.data.convert_retrieval import convert_retrieval
+
+    layout = load().data.layout
 
     root_path = Path(root)
     categories = [{"id": i, "name": c, "supercategory": "traffic_sign"} for i, c in enumerate(TT100K_CATEGORIES)]
     errors = ErrorCollector("fail")
     start = time.perf_counter()
     if name == "retrieval":
-        manifest = convert_retrieval(root, out)
+        manifest = convert_retrieval(root, out, layout.retrieval, "fail")
         records = sum(v.get("pairs", 0) for v in manifest["counts"].values())
     elif name == "classification":
-        records = sum(len(convert_cls_split(root_path, "track1_train_data", s, DEFAULT_LAYOUT, 196, errors))
+        records = sum(len(convert_cls_split(root_path, "track1_train_data", s, layout.allinone, 196, errors))
                       for s in ("train", "val"))
     elif name == "detection":
-        records = sum(len(convert_det_split(root_path, "track1_train_data", s, DEFAULT_LAYOUT, categories,
+        records = sum(len(convert_det_split(root_path, "track1_train_data", s, layout.allinone, categories,
                                             errors)["images"]) for s in ("train", "val"))
     else:
-        records = sum(len(convert_seg_split(root_path, "track1_train_data", s, DEFAULT_LAYOUT, 19, errors, True))
+        records = sum(len(convert_seg_split(root_path, "track1_train_data", s, layout.allinone, 19, errors, True))
                       for s in ("train", "val"))
     seconds = time.perf_counter() - start
     errors.raise_if_failing(name)

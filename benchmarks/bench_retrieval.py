@@ -34,7 +34,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch
 import torch.nn.functional as F
-import yaml
+from trafficfm.config import load
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "results" / "data" / "retrieval"  # used when it exists and --data is not given
@@ -77,7 +77,7 @@ def bench_encoding(model, device, batch: int, captions: list[str], amp) -> None:
         print(f"text encoding:  {len(distinct) / seconds:8.1f} captions/s  ({len(distinct)} distinct, {tokens} tokens)")
 
 
-def bench_training(data_dir: Path, model_cfg: dict, train_cfg: dict, steps: int, device: str, tmp: Path) -> dict:
+def bench_training(data_dir: Path, settings, steps: int, workers: int, tmp: Path) -> dict:
     """Real fine-tuning on the first ``steps`` batches of the training table, for 3 epochs: the
     first epoch runs the whole image tower (the 224 px figure); later ones may reuse the frozen
     prefix's cached output (when the config caches it)."""
@@ -85,15 +85,15 @@ def bench_training(data_dir: Path, model_cfg: dict, train_cfg: dict, steps: int,
     from trafficfm.data.canonical import Dataset
     from trafficfm.retrieval.train import finetune
 
-    batch = int(train_cfg["batch_size"])
+    batch = int(settings.train.batch_size)
     subset = tmp / "subset"
     subset.mkdir()
     source = Dataset.open(data_dir)
     (subset / "manifest.json").write_text(json.dumps(source.manifest))
     table = pd.read_csv(Path(data_dir) / "train.csv", keep_default_na=False, dtype=str)
     table.sample(n=min(len(table), batch * steps), random_state=0).to_csv(subset / "train.csv", index=False)
-    cfg = {**train_cfg, "epochs": 3, "max_steps": None, "warmup_steps": 1, "log_every": 1000}
-    summary = finetune(subset, tmp / "model.pt", model_cfg, cfg, None, device=device)
+    settings = settings.replace({"train": {"epochs": 3, "max_steps": None, "warmup_steps": 1, "log_every": 1000}})
+    summary = finetune(subset, tmp / "model.pt", settings, None, None, "train", workers=workers)
     history = summary["history"]
     first = [h for h in history if h["epoch"] == 0][1:] or history[:1]  # the first step warms up
     seconds = statistics.median(h["seconds"] for h in first)
@@ -124,7 +124,7 @@ def bench_ranking(queries: int, gallery: int, dim: int, device: torch.device, ch
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--config", default=str(ROOT / "config.yaml"), help="config with a retrieval: section")
+    parser.add_argument("--configfile", nargs="*", default=[], help="overlays on config.yaml (as snakemake's)")
     parser.add_argument("--data", help="canonical retrieval dataset; default: results/data/retrieval if it "
                                        "exists, else a synthetic one made here")
     parser.add_argument("--image-size", type=int, default=224)
@@ -140,15 +140,14 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    section = yaml.safe_load(Path(args.config).read_text())["retrieval"]
-    model_cfg = {**section["model"], "image_size": args.image_size}
-    train_cfg = dict(section["train"])
+    overrides = [f"retrieval.model.image_size={args.image_size}", f"retrieval.device={args.device}"]
     if args.batch_size:
-        train_cfg["batch_size"] = args.batch_size
-    train_cfg["workers"] = 1 if args.threads >= 2 else 0
+        overrides.append(f"retrieval.train.batch_size={args.batch_size}")
+    settings = load(*args.configfile, overrides=overrides).retrieval
+    model_cfg, train_cfg = settings.model, settings.train
     print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else os.cpu_count()} "
           f"{'GPU' if device.type == 'cuda' else 'CPUs'}), torch {torch.__version__}, threads {args.threads}, "
-          f"model {model_cfg['arch']} (unlock image {model_cfg.get('unlock_image')}, text {model_cfg.get('unlock_text')})")
+          f"model {model_cfg['arch']} (unlock image {model_cfg.unlock_image}, text {model_cfg.unlock_text})")
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.data or DEMO.joinpath("manifest.json").exists():
@@ -170,7 +169,7 @@ def main(argv=None) -> int:
             bench_encoding(model, device, int(train_cfg["batch_size"]), captions, device.type == "cuda")
             del model
         if "train" not in args.skip:
-            bench_training(data_dir, model_cfg, train_cfg, args.steps, args.device, Path(tmp))
+            bench_training(data_dir, settings, args.steps, 1 if args.threads >= 2 else 0, Path(tmp))
     print(f"peak memory:    {peak_memory_mb(device):8.0f} MiB ({'CUDA max allocated' if device.type == 'cuda' else 'process RSS'})")
     if "rank" not in args.skip:
         bench_ranking(args.queries, args.gallery, args.dim, device, args.chunk)

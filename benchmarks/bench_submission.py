@@ -173,8 +173,10 @@ def measure_retrieval(directory: Path) -> dict:
 
     base_rss = peak_rss_mb()
     t = time.perf_counter()
-    report = package_retrieval(directory / "test_rankings.csv", directory, directory / "retrieval.zip",
-                               directory / "retrieval.validation.json")
+    from trafficfm.config import load
+
+    report = package_retrieval(directory / "test_rankings.csv", directory, "test", directory / "retrieval.zip",
+                               directory / "retrieval.validation.json", load())
     total = time.perf_counter() - t
     return {"total_s": total, "peak_rss_mb": peak_rss_mb(), "rss_after_imports_mb": base_rss,
             "json_mb": report.summary["json_bytes"] / 1e6, "queries": report.summary["results"]}

@@ -2,18 +2,16 @@
 evaluation and prediction of the AllInOne stage (tiny backbone, a few steps)."""
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
+from tiny_settings import tiny
 
 from trafficfm.allinone.evaluate import evaluate  # noqa: E402
 from trafficfm.allinone.predict import predict  # noqa: E402
-from trafficfm.allinone.synthetic import tiny_config  # noqa: E402
 from trafficfm.allinone.train import train  # noqa: E402
 
-TINY_DEMO = yaml.safe_load((Path(__file__).with_name("tiny.yaml")).read_text())["data"]["demo"]
+SETTINGS = tiny("allinone.train.steps=3", "allinone.train.tasks.det.crop=128")
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -23,22 +21,23 @@ def converted(tmp_path_factory):
     demo_mod = pytest.importorskip("trafficfm.data.demo")
     convert = pytest.importorskip("trafficfm.data.convert_allinone")
     base = tmp_path_factory.mktemp("allinone_demo")
-    demo_mod.make_demo_release(base / "release", TINY_DEMO)
-    convert.convert_allinone(base / "release", base / "data", num_classes=TINY_DEMO["cls_classes"])
+    data = SETTINGS.data
+    demo_mod.make_demo_release(base / "release", data.demo, data.layout)
+    convert.convert_allinone(base / "release", base / "data", data.layout.allinone, data.demo.cls_classes,
+                             data.on_error)
     return base
 
 
 def test_demo_release_trains_evaluates_and_predicts(converted):
     base = converted
-    cfg = tiny_config(steps=3)
-    cfg["train"]["tasks"]["det"]["crop"] = 128
-    summary = train(base / "data", base / "model.pt", base / "ckpt", cfg, curve_path=base / "curve.png", device="cpu")
+    cfg = SETTINGS.allinone
+    summary = train(base / "data", base / "model.pt", base / "ckpt", cfg, curve_path=base / "curve.png")
     assert summary["finished"]
-    predict(base / "model.pt", base / "data", base / "predictions", "val", cfg["inference"], device="cpu")
+    predict(base / "model.pt", base / "data", base / "predictions", "val", cfg)
     metrics = evaluate(base / "predictions", base / "data", base / "val_metrics.json", base)
     assert set(metrics) == {"top1", "map50", "miou", "score"}
     out = base / "predictions"
-    predict(base / "model.pt", base / "data", out, "test", cfg["inference"], device="cpu")
+    predict(base / "model.pt", base / "data", out, "test", cfg)
     test_list = (base / "release" / "track1_test_data" / "dec" / "test.txt").read_text().split()
     ids = {d["image_id"] for d in json.loads((out / "det_test.json").read_text())}
     assert ids <= set(range(1, len(test_list) + 1))  # 1-based lines of dec/test.txt

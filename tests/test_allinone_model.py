@@ -6,10 +6,13 @@ import torch
 
 from trafficfm.allinone.backbones import build_backbone, load_matching, read_state_dict  # noqa: E402
 from trafficfm.allinone.detection import assign, decode_detections, make_points  # noqa: E402
+from trafficfm.config import load
 from trafficfm.allinone.model import AllInOneModel  # noqa: E402
 
 NUM = {"cls": 3, "det": 45, "seg": 19}
-CFG = {"backbone": "tiny", "fpn_channels": 32, "cls_hidden": 32, "seg_channels": 32}
+# the default model settings with the tiny backbone (random GroupNorm CNN) and narrow heads
+CFG = load(overrides=[{"allinone": {"model": {"backbone": "tiny", "pretrained": None, "freeze": [], "fpn_channels": 32,
+                                              "cls_hidden": 32, "seg_channels": 32}}}]).allinone.model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

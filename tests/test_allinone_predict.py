@@ -11,7 +11,8 @@ import torch
 from trafficfm.allinone.evaluate import evaluate, validate  # noqa: E402
 from trafficfm.allinone.inference import _tiles, detect_image, load_model  # noqa: E402
 from trafficfm.allinone.predict import predict  # noqa: E402
-from trafficfm.allinone.synthetic import make_synthetic_allinone, tiny_config  # noqa: E402
+from tiny_settings import tiny_allinone
+from trafficfm.allinone.synthetic import make_synthetic_allinone  # noqa: E402
 from trafficfm.allinone.train import train  # noqa: E402
 from trafficfm.data.canonical import Dataset  # noqa: E402
 
@@ -22,15 +23,15 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def trained(tmp_path_factory):
     base = tmp_path_factory.mktemp("allinone_predict")
     data = make_synthetic_allinone(base / "data", base / "root")
-    train(data, base / "model.pt", base / "ckpt", tiny_config(steps=2), device="cpu")
+    train(data, base / "model.pt", base / "ckpt", tiny_allinone(steps=2))
     return data, base / "model.pt", base
 
 
 def test_predictions_follow_the_contract(trained):
     data, model, base = trained
     out = base / "predictions"
-    cfg = {"det_score_thresh": 0.0, "det_max_per_image": 7}
-    summary = predict(model, data, out, "test", cfg, device="cpu")
+    cfg = tiny_allinone().replace({"inference": {"det_score_thresh": 0.0, "det_max_per_image": 7}})
+    summary = predict(model, data, out, "test", cfg)
     ds = Dataset.open(data)
     # classification: name + label per test image, in table order
     cls = pd.read_csv(out / "cls_test.csv")
@@ -66,11 +67,13 @@ def test_predictions_follow_the_contract(trained):
 
 def test_evaluation_writes_metrics_and_tables(trained):
     data, model, base = trained
-    predict(model, data, base / "pred_val", "val", {}, device="cpu")
+    cfg = tiny_allinone()
+    predict(model, data, base / "pred_val", "val", cfg)
     metrics = evaluate(base / "pred_val", data, base / "val_metrics.json", base)
     # the prediction files score exactly as the in-memory validation used during training
     loaded, blob = load_model(model, "cpu")
-    in_memory, _ = validate(loaded, blob, Dataset.open(data), "val", torch.device("cpu"), {})
+    in_memory, _ = validate(loaded, blob, Dataset.open(data), "val", torch.device("cpu"), cfg.inference, None,
+                            cfg.precision)
     assert metrics == pytest.approx(in_memory)
     saved = json.loads((base / "val_metrics.json").read_text())
     assert saved == metrics and set(saved) == {"top1", "map50", "miou", "score"}
@@ -87,7 +90,7 @@ def test_evaluation_names_a_missing_prediction(trained, tmp_path):
 
     data, model, base = trained
     if not (base / "pred_val").exists():
-        predict(model, data, base / "pred_val", "val", {}, device="cpu")
+        predict(model, data, base / "pred_val", "val", tiny_allinone())
     broken = tmp_path / "pred"
     shutil.copytree(base / "pred_val", broken)
     victim = sorted((broken / "seg_val").iterdir())[0]
@@ -102,13 +105,13 @@ def test_tiled_detection_matches_frames(trained):
     model, _ = load_model(model_path, "cpu")
     assert _tiles(100, 250, 128, 32) == [(0, 0), (0, 96), (0, 122)]
     img = np.random.default_rng(0).integers(0, 255, (150, 260, 3), dtype=np.uint8)
-    cfg = {"det_score_thresh": 0.0, "det_max_per_image": 30}
-    whole = detect_image(model, img, torch.device("cpu"), cfg)
-    tiled = detect_image(model, img, torch.device("cpu"), {**cfg, "det_tile": 128, "det_tile_overlap": 32})
+    cfg = tiny_allinone().inference.replace({"det_score_thresh": 0.0, "det_max_per_image": 30})
+    whole = detect_image(model, img, torch.device("cpu"), cfg, "fp32")
+    tiled = detect_image(model, img, torch.device("cpu"), cfg.replace({"det_tile": 128, "det_tile_overlap": 32}), "fp32")
     for det in (whole, tiled):
         assert len(det["boxes"]) <= 30
         assert (det["boxes"][:, [0, 2]] <= 260).all() and (det["boxes"][:, [1, 3]] <= 150).all()
-    scaled = detect_image(model, img, torch.device("cpu"), {**cfg, "det_scale": 1.5})
+    scaled = detect_image(model, img, torch.device("cpu"), cfg.replace({"det_scale": 1.5}), "fp32")
     assert (scaled["boxes"][:, [0, 2]] <= 260).all() and (scaled["boxes"][:, [1, 3]] <= 150).all()
 
 
@@ -122,10 +125,12 @@ def test_flip_averaging_is_mirror_equivariant(trained):
     torch.manual_seed(0)  # a briefly trained model predicts one class everywhere: make it vary
     torch.nn.init.normal_(model.seg_head.classifier.weight, std=3.0)
     img = np.random.default_rng(1).integers(0, 255, (64, 96, 3), dtype=np.uint8)
-    assert len(np.unique(segment_images(model, [img], torch.device("cpu"), {}, "fp32")[0])) > 1
-    flip = {"seg_flip": True, "seg_scale": 1.0, "pad_divisor": 32}  # no resize: exact mirror symmetry
+    infer = tiny_allinone().inference
+    assert len(np.unique(segment_images(model, [img], torch.device("cpu"), infer, "fp32")[0])) > 1
+    flip = infer.replace({"seg_flip": True, "seg_scale": 1.0, "pad_divisor": 32})  # no resize: exact mirror symmetry
     plain, mirrored = segment_images(model, [img, np.ascontiguousarray(img[:, ::-1])], torch.device("cpu"), flip, "fp32")
     assert np.array_equal(plain[:, ::-1], mirrored)
-    once, = segment_images(model, [img], torch.device("cpu"), {"seg_flip": False, "seg_scale": 1.0}, "fp32")
-    once_mirrored, = segment_images(model, [np.ascontiguousarray(img[:, ::-1])], torch.device("cpu"), {"seg_flip": False, "seg_scale": 1.0}, "fp32")
+    once_cfg = infer.replace({"seg_flip": False, "seg_scale": 1.0})
+    once, = segment_images(model, [img], torch.device("cpu"), once_cfg, "fp32")
+    once_mirrored, = segment_images(model, [np.ascontiguousarray(img[:, ::-1])], torch.device("cpu"), once_cfg, "fp32")
     assert not np.array_equal(once[:, ::-1], once_mirrored)  # without it the model is not symmetric

@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from trafficfm.allinone.synthetic import make_synthetic_allinone, tiny_config  # noqa: E402
+from tiny_settings import tiny_allinone
+from trafficfm.allinone.synthetic import make_synthetic_allinone  # noqa: E402
 from trafficfm.allinone.train import train  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -35,8 +36,8 @@ def _assert_same(a, b, atol=0.0):
 
 def test_training_writes_outputs(dataset, tmp_path):
     out = tmp_path / "out"
-    summary = train(dataset, out / "model.pt", tmp_path / "ckpt", tiny_config(steps=4),
-                    curve_path=out / "curve.png", history_path=out / "history.json", device="cpu")
+    summary = train(dataset, out / "model.pt", tmp_path / "ckpt", tiny_allinone(steps=4),
+                    curve_path=out / "curve.png", history_path=out / "history.json")
     assert summary["finished"]
     blob = torch.load(out / "model.pt", map_location="cpu", weights_only=False)
     assert blob["num_classes"] == {"cls": 3, "det": 45, "seg": 19}
@@ -50,17 +51,17 @@ def test_training_writes_outputs(dataset, tmp_path):
 
 
 def test_resume_after_interruption_equals_uninterrupted(dataset, tmp_path):
-    cfg = tiny_config(steps=5)
-    train(dataset, tmp_path / "a.pt", tmp_path / "ckpt_a", cfg, device="cpu")
+    cfg = tiny_allinone(steps=5)
+    train(dataset, tmp_path / "a.pt", tmp_path / "ckpt_a", cfg)
     # "killed" after step 3: the newest checkpoint is the one of step 2
-    part = train(dataset, tmp_path / "b.pt", tmp_path / "ckpt_b", cfg, device="cpu", stop_after=3)
+    part = train(dataset, tmp_path / "b.pt", tmp_path / "ckpt_b", cfg, stop_after=3)
     assert not part["finished"] and not (tmp_path / "b.pt").exists()
     next((tmp_path / "ckpt_b").glob("ckpt_0000003_*.pt")).unlink()
-    resumed = train(dataset, tmp_path / "b.pt", tmp_path / "ckpt_b", cfg, device="cpu")
+    resumed = train(dataset, tmp_path / "b.pt", tmp_path / "ckpt_b", cfg)
     assert resumed["start_step"] == 2 and resumed["finished"]
     _assert_same(_weights(tmp_path / "a.pt"), _weights(tmp_path / "b.pt"))
     # a changed hyperparameter does not resume from the old checkpoints
-    changed = train(dataset, tmp_path / "c.pt", tmp_path / "ckpt_b", tiny_config(steps=5, lr=1e-3), device="cpu")
+    changed = train(dataset, tmp_path / "c.pt", tmp_path / "ckpt_b", tiny_allinone(steps=5, lr=1e-3))
     assert changed["start_step"] == 0
 
 
@@ -75,7 +76,7 @@ def _ddp_worker(rank, world, port, dataset, out, ckpt, cfg):
                        "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})
     torch.set_num_threads(1)
     try:
-        train(dataset, out, ckpt, cfg, device="cpu")
+        train(dataset, out, ckpt, cfg)
     finally:
         torch.distributed.destroy_process_group()
 
@@ -84,11 +85,11 @@ def test_two_process_gloo_matches_single_process(dataset, tmp_path):
     # Adam's first steps divide each gradient element by its own magnitude, so float-rounding
     # differences of near-zero elements would become differences of +-lr; with a large eps the
     # update is proportional to the gradient, which is what this test compares.
-    cfg = tiny_config(steps=3, adam_eps=1e-2, lr=1e-2)
-    cfg["train"]["tasks"]["det"]["grad_clip"] = 1.0  # per-task clipping must see the global gradient
-    # a moderate segmentation loss scale: float-rounding differences between the two runs grow with it
-    cfg["train"]["tasks"]["seg"].update(loss_weight=1.0, class_weight_power=0.5)
-    train(dataset, tmp_path / "single.pt", tmp_path / "ckpt_single", cfg, device="cpu")
+    # per-task clipping must see the global gradient (det); a moderate segmentation loss scale:
+    # float-rounding differences between the two runs grow with it
+    cfg = tiny_allinone(steps=3, adam_eps=1e-2, lr=1e-2, tasks={"det": {"grad_clip": 1.0},
+                                                                "seg": {"loss_weight": 1.0, "class_weight_power": 0.5}})
+    train(dataset, tmp_path / "single.pt", tmp_path / "ckpt_single", cfg)
     mp.spawn(_ddp_worker, args=(2, _free_port(), str(dataset), str(tmp_path / "ddp.pt"),
                                 str(tmp_path / "ckpt_ddp"), cfg), nprocs=2, join=True)
     _assert_same(_weights(tmp_path / "single.pt"), _weights(tmp_path / "ddp.pt"), atol=1e-5)
@@ -103,9 +104,9 @@ def test_learns_a_dataset_it_has_not_seen(tmp_path):
     data = make_synthetic_allinone(tmp_path / "data", tmp_path / "root", n_cls=24, n_det=16, n_seg=12)
     metrics = {}
     for steps in (1, 80):
-        cfg = tiny_config(steps=steps, lr=2e-3)
-        train(data, tmp_path / f"model{steps}.pt", tmp_path / f"ckpt{steps}", cfg, device="cpu")
-        predict(tmp_path / f"model{steps}.pt", data, tmp_path / f"pred{steps}", "val", cfg["inference"], device="cpu")
+        cfg = tiny_allinone(steps=steps, lr=2e-3)
+        train(data, tmp_path / f"model{steps}.pt", tmp_path / f"ckpt{steps}", cfg)
+        predict(tmp_path / f"model{steps}.pt", data, tmp_path / f"pred{steps}", "val", cfg)
         metrics[steps] = evaluate(tmp_path / f"pred{steps}", data, tmp_path / f"val{steps}.json", tmp_path / f"t{steps}")
     before, after = metrics[1], metrics[80]
     assert after["top1"] >= max(before["top1"], 0.9), metrics

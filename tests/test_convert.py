@@ -13,9 +13,20 @@ from PIL import Image
 
 from rawrelease import write_raw_release
 from trafficfm.data.canonical import Dataset
-from trafficfm.data.convert_allinone import convert_allinone
-from trafficfm.data.convert_retrieval import convert_retrieval
+from trafficfm.config import load
+from trafficfm.data import convert_allinone as _allinone
+from trafficfm.data import convert_retrieval as _retrieval
 from trafficfm.data.errors import DataError
+
+LAYOUT = load().data.layout  # the organisers' names, as config.yaml gives them
+
+
+def convert_allinone(root, out, num_classes, on_error="fail"):
+    return _allinone.convert_allinone(root, out, LAYOUT.allinone, num_classes, on_error)
+
+
+def convert_retrieval(root, out, on_error="fail"):
+    return _retrieval.convert_retrieval(root, out, LAYOUT.retrieval, on_error)
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from PIL import Image
 
 from trafficfm.data.classes import BDD100K_CLASSES, IGNORE_INDEX, TT100K_CATEGORIES, VEHICLE_TYPES
 from trafficfm.data.demo import PEDESTRIAN_ATTRIBUTES, archive_folders, make_demo_release, pack_archives
+from trafficfm.config import ConfigError, load
 from trafficfm.data.demo import retrieval as demo_retrieval
 
 TINY = {
@@ -23,6 +24,7 @@ TINY = {
     "seg_train": 6, "seg_val": 4, "seg_test": 3, "seg_size": [128, 72],
     "retrieval_train": 40, "retrieval_val": 20, "retrieval_test": 20, "retrieval_test_queries": 8,
 }
+LAYOUT = load().data.layout  # the organisers' names
 ARCHIVES = {
     "track1_train_data": {"file": "track1_train_data.tar", "url": None, "sha256": None},
     "track1_test_data": {"file": "track1_test_data.tar", "url": None, "sha256": None},
@@ -35,8 +37,8 @@ ARCHIVES = {
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     base = tmp_path_factory.mktemp("demo")
-    counts = make_demo_release(base / "release", TINY)
-    sums = pack_archives(base / "release", base / "archives", ARCHIVES)
+    counts = make_demo_release(base / "release", TINY, LAYOUT)
+    sums = pack_archives(base / "release", base / "archives", ARCHIVES, archive_folders(LAYOUT))
     return base, counts, sums
 
 
@@ -76,14 +78,14 @@ def test_layout_has_every_folder_and_file(demo):
 
 def test_same_seed_gives_identical_archives(demo, tmp_path):
     base, _, sums = demo
-    make_demo_release(tmp_path / "release", TINY)
-    again = pack_archives(tmp_path / "release", tmp_path / "archives", ARCHIVES)
+    make_demo_release(tmp_path / "release", TINY, LAYOUT)
+    again = pack_archives(tmp_path / "release", tmp_path / "archives", ARCHIVES, archive_folders(LAYOUT))
     assert again.read_text() == sums.read_text()
     for spec in ARCHIVES.values():
         assert (tmp_path / "archives" / spec["file"]).read_bytes() == (base / "archives" / spec["file"]).read_bytes()
-    repacked = pack_archives(base / "release", tmp_path / "repacked", ARCHIVES)
+    repacked = pack_archives(base / "release", tmp_path / "repacked", ARCHIVES, archive_folders(LAYOUT))
     assert repacked.read_text() == sums.read_text()
-    other = make_demo_release(tmp_path / "other", dict(TINY, seed=6, retrieval_train=4, retrieval_val=2, retrieval_test=2))
+    other = make_demo_release(tmp_path / "other", dict(TINY, seed=6, retrieval_train=4, retrieval_val=2, retrieval_test=2), LAYOUT)
     assert other["seed"] == 6
     first = sorted((tmp_path / "other/track1_train_data/cls/train").iterdir())[0]
     assert first.read_bytes() != (base / "release/track1_train_data/cls/train" / first.name).read_bytes()
@@ -94,7 +96,7 @@ def test_archives_hold_their_folder_and_sums_match(demo):
     lines = sums.read_text().splitlines()
     assert [ln.split("  ")[1] for ln in lines] == sorted(s["file"] for s in ARCHIVES.values())
     assert all(re.fullmatch(r"[0-9a-f]{64}  \S+", ln) for ln in lines)
-    folders = archive_folders()
+    folders = archive_folders(LAYOUT)
     for key, spec in ARCHIVES.items():
         with tarfile.open(base / "archives" / spec["file"]) as tar:
             members = tar.getmembers()
@@ -245,22 +247,22 @@ def test_every_attribute_text_has_several_images_at_a_moderate_size():
 
 
 def test_rejects_bad_settings_and_foreign_folders(tmp_path):
-    with pytest.raises(ValueError, match="unknown data.demo keys"):
-        make_demo_release(tmp_path / "r", {"cls_trian": 3})
+    with pytest.raises(ConfigError, match=r"data\.demo: Additional properties .*'cls_trian'"):
+        load(overrides=["data.demo.cls_trian=3"])
     with pytest.raises(ValueError, match="det_size"):
-        make_demo_release(tmp_path / "r", dict(TINY, det_size=[64, 32]))
+        make_demo_release(tmp_path / "r", dict(TINY, det_size=[64, 32]), LAYOUT)
     with pytest.raises(ValueError, match="retrieval_test"):
-        make_demo_release(tmp_path / "r", dict(TINY, retrieval_test=0))
+        make_demo_release(tmp_path / "r", dict(TINY, retrieval_test=0), LAYOUT)
     with pytest.raises(ValueError, match="outside the release"):
-        make_demo_release(tmp_path / "r", TINY, truth_dir=tmp_path / "r" / "truth")
+        make_demo_release(tmp_path / "r", TINY, LAYOUT, truth_dir=tmp_path / "r" / "truth")
     (tmp_path / "keep").mkdir()
     (tmp_path / "keep" / "precious.txt").write_text("x")
     small = dict(TINY, cls_train=1, cls_val=1, cls_test=1, det_train=1, det_val=1, det_test=1,
                  seg_train=1, seg_val=1, seg_test=1, retrieval_train=2, retrieval_val=2, retrieval_test=2,
                  retrieval_test_queries=1)
     with pytest.raises(FileExistsError):
-        make_demo_release(tmp_path / "keep", small)
+        make_demo_release(tmp_path / "keep", small, LAYOUT)
     assert (tmp_path / "keep" / "precious.txt").exists()
-    counts = make_demo_release(tmp_path / "r", small)
-    assert make_demo_release(tmp_path / "r", small)["cls"] == counts["cls"]  # a rerun replaces its own release
+    counts = make_demo_release(tmp_path / "r", small, LAYOUT)
+    assert make_demo_release(tmp_path / "r", small, LAYOUT)["cls"] == counts["cls"]  # a rerun replaces its own release
     assert counts["seconds"] < 10

@@ -150,12 +150,13 @@ def test_retrieval_fusion_identity_and_order():
 # ------------------------------------------------------------------------- prediction + fusion files
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from trafficfm.allinone.synthetic import make_synthetic_allinone, tiny_config
+    from tiny_settings import tiny_allinone
+    from trafficfm.allinone.synthetic import make_synthetic_allinone
     from trafficfm.allinone.train import train
 
     base = tmp_path_factory.mktemp("ensemble")
     data = make_synthetic_allinone(base / "data", base / "root")
-    train(data, base / "model.pt", base / "ckpt", tiny_config(steps=2), device="cpu")
+    train(data, base / "model.pt", base / "ckpt", tiny_allinone(steps=2))
     return data, base / "model.pt", base
 
 
@@ -163,11 +164,12 @@ def test_soft_predictions_fuse_into_member_predictions(trained, tmp_path):
     from trafficfm.allinone.predict import predict
 
     data, model, _ = trained
-    cfg = {"det_score_thresh": 0.0, "det_max_per_image": 20}
-    predict(model, data, tmp_path / "pred", "val", cfg, device="cpu", precision="fp32",
-            soft_dir=tmp_path / "soft", soft_top_k=3)
+    from tiny_settings import tiny_allinone
+
+    cfg = tiny_allinone().replace({"precision": "fp32", "inference": {"det_score_thresh": 0.0, "det_max_per_image": 20}})
+    predict(model, data, tmp_path / "pred", "val", cfg, soft_dir=tmp_path / "soft", soft_top_k=3)
     plain = tmp_path / "plain"
-    predict(model, data, plain, "val", cfg, device="cpu", precision="fp32")
+    predict(model, data, plain, "val", cfg)
     # writing soft predictions changes nothing in the member's own predictions
     assert (tmp_path / "pred" / "cls_val.csv").read_text() == (plain / "cls_val.csv").read_text()
     assert (tmp_path / "pred" / "det_val.json").read_text() == (plain / "det_val.json").read_text()

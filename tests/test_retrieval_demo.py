@@ -20,19 +20,20 @@ from trafficfm.retrieval.metrics import scorer_map
 from trafficfm.retrieval.predict import predict
 from trafficfm.retrieval.relevance import is_relevant
 from trafficfm.retrieval.train import finetune
+from tiny_settings import RETRIEVAL_TESTS, tiny
 from workflow_runner import run_snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_DEMO = yaml.safe_load((ROOT / "tests" / "tiny.yaml").read_text())["data"]["demo"]
-TINY_MODEL = {"arch": "trafficfm-tiny", "image_size": 32, "context_length": 32, "channels_last": False}
-TINY_TRAIN = {"epochs": 2, "batch_size": 16, "per_attribute": 2, "workers": 0, "warmup_steps": 2}
+# the unit tests' tiny retrieval model and schedule, without augmentation
+SETTINGS = tiny({"retrieval": RETRIEVAL_TESTS}, "retrieval.train.augment.scale_min=1.0",
+                "retrieval.train.augment.hflip=false")
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     base = tmp_path_factory.mktemp("demo")
-    make_demo_release(base / "release", TINY_DEMO, truth_dir=base / "truth")
-    convert_retrieval(base / "release", base / "retrieval")
+    make_demo_release(base / "release", SETTINGS.data.demo, SETTINGS.data.layout, truth_dir=base / "truth")
+    convert_retrieval(base / "release", base / "retrieval", SETTINGS.data.layout.retrieval, SETTINGS.data.on_error)
     return base
 
 
@@ -40,14 +41,14 @@ def test_demo_through_converter_to_rankings(demo, tmp_path):
     data = demo / "retrieval"
     val = pd.read_csv(data / "val.csv", keep_default_na=False, dtype={"name": str})
     assert set(val["kind"]) == {"vehicle", "pedestrian"}
-    finetune(data, tmp_path / "model.pt", TINY_MODEL, TINY_TRAIN, tmp_path / "ckpt")
+    finetune(data, tmp_path / "model.pt", SETTINGS.retrieval, tmp_path / "ckpt", None, "train")
     result = evaluate(data, tmp_path / "model.pt", tmp_path / "val_metrics.json", tmp_path / "per_kind.json",
-                      tmp_path / "rerank.json", TINY_MODEL, {"workers": 0}, rankings_out=tmp_path / "val_rankings.csv")
+                      tmp_path / "rerank.json", SETTINGS.retrieval, "val", rankings_out=tmp_path / "val_rankings.csv")
     assert 0 <= result["metrics"]["map10"] <= 1 + 1e-5
     assert result["per_kind"]["after"]["overall"]["queries"] == len(val)
 
     frame = predict(data, tmp_path / "model.pt", tmp_path / "rerank.json", tmp_path / "test_rankings.csv",
-                    {"workers": 0})
+                    SETTINGS.retrieval)
     queries = (demo / "release" / "test" / "test_text.txt").read_text().splitlines()
     queries = [q for q in queries if q.strip()]
     assert frame["query"].nunique() == len(queries) and len(frame) == 10 * len(queries)
@@ -74,8 +75,8 @@ def _snakemake(workdir: Path, *targets: str) -> subprocess.CompletedProcess:
         f'include: "{ROOT}/workflow/rules/retrieval.smk"\n'
     )
     overlay = workdir / "tiny_retrieval.yaml"
-    overlay_train = {k: v for k, v in TINY_TRAIN.items() if k != "workers"}  # workers come from threads
-    overlay.write_text(yaml.safe_dump({"retrieval": {"model": TINY_MODEL, "train": {**overlay_train, "epochs": 1}}}))
+    retrieval = SETTINGS.retrieval.replace("train.epochs=1")
+    overlay.write_text(yaml.safe_dump({"retrieval": {"model": retrieval.model.to_dict(), "train": retrieval.train.to_dict()}}))
     return run_snakemake(workdir, *targets, snakefile=snakefile, configs=(ROOT / "tests" / "tiny.yaml", overlay),
                          check=False)
 

@@ -2,13 +2,15 @@
 
 import pytest
 import torch
+from trafficfm.config import load
 from trafficfm.retrieval.model import OFFLINE_ARCH, build_model, lite0_weights_file
 
 
 @pytest.fixture(scope="module")
 def default_model():
     torch.manual_seed(0)
-    return build_model({"arch": OFFLINE_ARCH, "unlock_image": 8, "unlock_text": 0})
+    return build_model(load(overrides=[f"retrieval.model.arch={OFFLINE_ARCH}", "retrieval.model.unlock_image=8",
+                                       "retrieval.model.unlock_text=0"]).retrieval.model)
 
 
 def test_default_model_uses_packaged_weights(default_model):

@@ -2,6 +2,7 @@
 
 import torch
 import torch.nn.functional as F
+from trafficfm.config import load
 from trafficfm.retrieval.rank import (
     block_topk,
     choose_rerank,
@@ -56,7 +57,7 @@ def test_kind_rerank_keeps_one_kind():
     queries = F.normalize(gallery[:5] + 0.01, dim=-1)  # near vehicle images
     top = rank(queries, gallery, kinds, {"name": "kind"}, k=10)
     assert all(len(set(row)) == 1 for row in kinds[top].tolist())  # one kind per query
-    for method in rerank_candidates():
+    for method in rerank_candidates(load().retrieval.eval.rerank_grid):
         assert rank(queries, gallery, kinds, method, k=10).shape == (5, 10)
 
 

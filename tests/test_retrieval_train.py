@@ -13,9 +13,9 @@ from trafficfm.retrieval.predict import COLUMNS, predict
 from trafficfm.retrieval.synthetic import make_canonical
 from trafficfm.retrieval.train import finetune
 
-TINY_MODEL = {"arch": "trafficfm-tiny", "image_size": 32, "context_length": 32, "channels_last": False}
-TINY_TRAIN = {"epochs": 2, "batch_size": 16, "per_attribute": 2, "workers": 0, "warmup_steps": 2,
-              "augment": {"scale_min": 0.8, "hflip": True}, "checkpoint_every": 1000}
+from tiny_settings import tiny_retrieval
+
+TINY = tiny_retrieval()
 
 
 @pytest.fixture(scope="module")
@@ -45,28 +45,29 @@ def _states_equal(a, b):
 
 
 def test_resume_equals_uninterrupted(dataset, tmp_path):
-    straight = finetune(dataset, tmp_path / "a.pt", TINY_MODEL, TINY_TRAIN, tmp_path / "ckpt_a")
-    interrupted = finetune(dataset, tmp_path / "b.pt", TINY_MODEL, TINY_TRAIN, tmp_path / "ckpt_b",
+    straight = finetune(dataset, tmp_path / "a.pt", TINY, tmp_path / "ckpt_a", None, "train")
+    interrupted = finetune(dataset, tmp_path / "b.pt", TINY, tmp_path / "ckpt_b", None, "train",
                            stop_after_steps=4)  # past the end of epoch 0 (3 steps)
     assert interrupted == {"interrupted_at_step": 4} and not (tmp_path / "b.pt").exists()
-    resumed = finetune(dataset, tmp_path / "b.pt", TINY_MODEL, TINY_TRAIN, tmp_path / "ckpt_b")
+    resumed = finetune(dataset, tmp_path / "b.pt", TINY, tmp_path / "ckpt_b", None, "train")
     assert resumed["steps"] == straight["steps"] == 6
     assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in straight["history"]]
     a = torch.load(tmp_path / "a.pt", weights_only=False)["state_dict"]
     b = torch.load(tmp_path / "b.pt", weights_only=False)["state_dict"]
     assert _states_equal(a, b)
     # the same with the frozen-prefix image cache over two fixed augmented views per image
-    cached = {**TINY_TRAIN, "augment": {"camera": {"p": 0.5}, "views": 2}, "cache_frozen_image": True}
-    locked = {**TINY_MODEL, "unlock_image": 2}
-    straight = finetune(dataset, tmp_path / "d.pt", locked, cached, tmp_path / "ckpt_d")
-    finetune(dataset, tmp_path / "e.pt", locked, cached, tmp_path / "ckpt_e", stop_after_steps=2)
-    finetune(dataset, tmp_path / "e.pt", locked, cached, tmp_path / "ckpt_e")
+    cached = tiny_retrieval({"train": {"augment": {"scale_min": 1.0, "hflip": False, "views": 2, "camera": {
+        "p": 0.5, "kinds": ["vehicle", "pedestrian"], "blur": [0.3, 1.2], "gain": [0.7, 1.0], "gamma": [0.85, 1.3],
+        "cast": 0.08, "grain": [1.0, 6.0]}}, "cache_frozen_image": True}, "model": {"unlock_image": 2}})
+    straight = finetune(dataset, tmp_path / "d.pt", cached, tmp_path / "ckpt_d", None, "train")
+    finetune(dataset, tmp_path / "e.pt", cached, tmp_path / "ckpt_e", None, "train", stop_after_steps=2)
+    finetune(dataset, tmp_path / "e.pt", cached, tmp_path / "ckpt_e", None, "train")
     d = torch.load(tmp_path / "d.pt", weights_only=False)["state_dict"]
     e = torch.load(tmp_path / "e.pt", weights_only=False)["state_dict"]
     assert _states_equal(d, e) and straight["steps"] == 6
     # a changed result-changing setting does not resume the old run
-    changed = finetune(dataset, tmp_path / "c.pt", TINY_MODEL, {**TINY_TRAIN, "lr": 1e-4}, tmp_path / "ckpt_b",
-                       stop_after_steps=1)
+    changed = finetune(dataset, tmp_path / "c.pt", tiny_retrieval("train.lr=1e-4"), tmp_path / "ckpt_b", None,
+                       "train", stop_after_steps=1)
     assert changed == {"interrupted_at_step": 1}
 
 
@@ -77,9 +78,10 @@ def test_validation_queries_one_per_line(dataset):
 
 
 def test_evaluate_and_predict_outputs(dataset, tmp_path):
-    finetune(dataset, tmp_path / "model.pt", TINY_MODEL, {**TINY_TRAIN, "epochs": 1}, None, tmp_path / "summary.json")
+    settings = tiny_retrieval("train.epochs=1")
+    finetune(dataset, tmp_path / "model.pt", settings, None, tmp_path / "summary.json", "train")
     result = evaluate(dataset, tmp_path / "model.pt", tmp_path / "val_metrics.json", tmp_path / "per_kind.json",
-                      tmp_path / "rerank.json", TINY_MODEL, {"workers": 0}, rankings_out=tmp_path / "val_rankings.csv")
+                      tmp_path / "rerank.json", settings, "val", rankings_out=tmp_path / "val_rankings.csv")
     metrics = json.loads((tmp_path / "val_metrics.json").read_text())
     assert set(metrics) == {"map10", "map10_before", "recall@1", "recall@5", "recall@10"}
     assert all(0 <= v <= 1 + 1e-5 for v in metrics.values())
@@ -91,8 +93,7 @@ def test_evaluate_and_predict_outputs(dataset, tmp_path):
     assert len(val_rankings) == len(val) * 10 and val_rankings["query"].max() == len(val) - 1
     assert val_rankings.groupby("query")["text"].first().tolist() == val["caption"].tolist()
 
-    frame = predict(dataset, tmp_path / "model.pt", tmp_path / "rerank.json", tmp_path / "rankings.csv",
-                    {"workers": 0})
+    frame = predict(dataset, tmp_path / "model.pt", tmp_path / "rerank.json", tmp_path / "rankings.csv", settings)
     written = pd.read_csv(tmp_path / "rankings.csv", keep_default_na=False, dtype={"name": str})
     queries = pd.read_csv(dataset / "test_queries.csv", keep_default_na=False)
     images = pd.read_csv(dataset / "test_images.csv", keep_default_na=False, dtype={"name": str})
@@ -106,13 +107,20 @@ def test_evaluate_and_predict_outputs(dataset, tmp_path):
         assert group["name"].nunique() == 10 and set(group["name"]) <= set(images["name"])
 
 
+def _augment(views, hflip=False, kinds=("vehicle", "pedestrian")):
+    """``retrieval.train.augment`` settings: the camera look on every image of ``kinds``."""
+    return tiny_retrieval({"train": {"augment": {"scale_min": 1.0, "hflip": hflip, "views": views, "camera": {
+        "p": 1.0, "kinds": list(kinds), "blur": [0.3, 1.2], "gain": [0.7, 1.0], "gamma": [0.85, 1.3], "cast": 0.08,
+        "grain": [1.0, 6.0]}}}}).train.augment
+
+
 def test_augmented_views_repeat_so_they_can_be_cached(dataset):
     from trafficfm.retrieval.data import PairDataset, load_pairs
     from trafficfm.retrieval.relevance import AttributeCodec
 
     frame = load_pairs(dataset, "train")
     ids = AttributeCodec().encode(frame["attribute"])
-    data = PairDataset(frame, ids, 32, seed=0, augment={"camera": {"p": 1.0}, "views": 2, "hflip": True})
+    data = PairDataset(frame, ids, 32, seed=0, augment=_augment(views=2, hflip=True))
     assert data.augmenting and not data.fresh_every_epoch
     seen = {}
     for epoch in range(3):
@@ -121,7 +129,7 @@ def test_augmented_views_repeat_so_they_can_be_cached(dataset):
         seen[epoch] = (key, image)
     assert seen[0][0] == seen[2][0] != seen[1][0]
     assert torch.equal(seen[0][1], seen[2][1]) and not torch.equal(seen[0][1], seen[1][1])
-    fresh = PairDataset(frame, ids, 32, seed=0, augment={"camera": {"p": 1.0}})
+    fresh = PairDataset(frame, ids, 32, seed=0, augment=_augment(views=0))
     assert fresh.fresh_every_epoch
 
 
@@ -131,7 +139,7 @@ def test_camera_look_limited_to_vehicles_single_view_for_the_rest(dataset):
 
     frame = load_pairs(dataset, "train")
     ids = AttributeCodec().encode(frame["attribute"])
-    data = PairDataset(frame, ids, 32, seed=0, augment={"camera": {"p": 1.0, "kinds": ["vehicle"]}, "views": 2})
+    data = PairDataset(frame, ids, 32, seed=0, augment=_augment(views=2, kinds=["vehicle"]))
     vehicle = int((frame["kind"] == "vehicle").to_numpy().argmax())
     pedestrian = int((frame["kind"] == "pedestrian").to_numpy().argmax())
     keys = {}
@@ -147,9 +155,10 @@ def test_learns_a_dataset_it_has_not_seen(tmp_path):
     in the pixels by trafficfm.retrieval.synthetic): val mAP@10, computed as the organisers do, rises
     well above the untrained model's."""
     data = make_canonical(tmp_path / "data", vehicles=60, pedestrians=60, test_images=14, test_queries=25)
-    train_cfg = {**TINY_TRAIN, "epochs": 6, "lr": 3e-3, "unlock_image": -1, "unlock_text": -1, "augment": {}}
-    finetune(data, tmp_path / "model.pt", TINY_MODEL, train_cfg, None, tmp_path / "summary.json")
+    settings = tiny_retrieval({"train": {"epochs": 6, "lr": 3e-3, "augment": {"scale_min": 1.0, "hflip": False}},
+                                "eval": {"rerank": False}})
+    finetune(data, tmp_path / "model.pt", settings, None, tmp_path / "summary.json", "train")
     evaluate(data, tmp_path / "model.pt", tmp_path / "val.json", tmp_path / "kind.json", tmp_path / "rerank.json",
-             TINY_MODEL, {"workers": 0, "rerank": False})
+             settings, "val")
     metrics = json.loads((tmp_path / "val.json").read_text())
     assert metrics["map10"] >= metrics["map10_before"] + 0.25, metrics

@@ -16,10 +16,12 @@ from PIL import Image
 
 from test_submission_data import (write_allinone_dataset, write_allinone_predictions, write_rankings,
                                   write_retrieval_dataset)
+from trafficfm.config import load
 from trafficfm.submission.cli import main as cli_main
 from trafficfm.submission.package import SubmissionRejected, package_allinone, package_retrieval
 
 ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = load()
 
 
 @pytest.fixture()
@@ -32,8 +34,8 @@ def setup(tmp_path):
 
 
 def _package(tmp, pred, target, **kwargs):
-    return package_allinone(pred["cls"], pred["det"], pred["seg"], tmp / "data", target,
-                            target.with_name(f"{target.stem}.validation.json"), **kwargs)
+    return package_allinone(pred["cls"].parent, tmp / "data", "test", target,
+                            target.with_name(f"{target.stem}.validation.json"), SETTINGS, **kwargs)
 
 
 def test_zip_holds_one_json_and_is_byte_reproducible(setup):
@@ -59,8 +61,8 @@ def test_zip_holds_one_json_and_is_byte_reproducible(setup):
     # retrieval: same guarantees, configurable member name
     r1, r2 = tmp / "r1" / "retrieval.zip", tmp / "r2" / "retrieval.zip"
     for target in (r1, r2):
-        package_retrieval(rankings, tmp / "rdata", target, target.with_name("retrieval.validation.json"),
-                          json_name="answers.json")
+        package_retrieval(rankings, tmp / "rdata", "test", target, target.with_name("retrieval.validation.json"),
+                          SETTINGS.replace("submission.retrieval.json_name=answers.json"))
     assert r1.read_bytes() == r2.read_bytes()
     assert zipfile.ZipFile(r1).namelist() == ["answers.json"]
 
@@ -98,7 +100,7 @@ def test_retrieval_packaging_refuses_a_short_ranking(setup):
     rows = rankings.read_text().splitlines()
     rankings.write_text("\n".join(r for r in rows if not r.startswith("3,")) + "\n")
     with pytest.raises(SubmissionRejected, match=r"results\[3\].image_names: has 0 names; exactly 10 are required"):
-        package_retrieval(rankings, tmp / "rdata", tmp / "retrieval.zip")
+        package_retrieval(rankings, tmp / "rdata", "test", tmp / "retrieval.zip", None, SETTINGS)
     assert not (tmp / "retrieval.zip").exists()
 
 
@@ -125,7 +127,7 @@ def test_cli_exit_codes(setup, capsys):
     assert "has no labels" in capsys.readouterr().err
     # retrieval
     rzip = tmp / "retrieval.zip"
-    package_retrieval(rankings, tmp / "rdata", rzip)
+    package_retrieval(rankings, tmp / "rdata", "test", rzip, None, SETTINGS)
     assert cli_main(["retrieval", str(rzip), "--data", str(tmp / "rdata"), "--no-report"]) == 0
     assert cli_main(["retrieval", str(rzip), "--data", str(tmp / "rdata"), "--no-report", "--top-k", "5"]) == 1
 

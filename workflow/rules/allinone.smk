@@ -2,13 +2,13 @@
 # segmentation) -> validation metrics -> predictions of a split (results/allinone/).
 # Logic: package trafficfm.allinone; contract: docs/data-contract.md, 'Predictions'.
 
-ALLINONE = config["allinone"]
+ALLINONE = SETTINGS.allinone
 ALLINONE_DIR = "results/allinone"
 # Not an output, so Snakemake never deletes it: an interrupted (or --forcerun) training resumes
 # from its newest checkpoint when the settings are unchanged, and starts over when they changed.
 ALLINONE_CHECKPOINTS = f"{ALLINONE_DIR}/checkpoints"
 # The validation split: predicted by predict_allinone like the test split, then scored.
-AIO_VAL = config["data"]["layout"]["allinone"]["train_splits"][-1]
+AIO_VAL = SETTINGS.data.layout.allinone.train_splits[-1]
 
 
 wildcard_constraints:
@@ -38,13 +38,12 @@ rule train_allinone:
     resources:
         mem_mb=6000,
     params:
-        cfg={
-            "seed": ALLINONE.get("seed", 0),
-            "model": ALLINONE["model"],
-            "train": ALLINONE["train"],
-        },
+        seed=ALLINONE.seed,
+        model=ALLINONE.model.to_dict(),
+        train=ALLINONE.train.to_dict(),
+        precision=ALLINONE.precision,
         checkpoint_dir=ALLINONE_CHECKPOINTS,
-        device=ALLINONE.get("device", "auto"),
+        device=ALLINONE.device,
     script:
         "../scripts/train_allinone.py"
 
@@ -97,7 +96,8 @@ rule predict_allinone:
     resources:
         mem_mb=4000,
     params:
-        inference=ALLINONE["inference"],
-        device=ALLINONE.get("device", "auto"),
+        inference=ALLINONE.inference.to_dict(),
+        precision=ALLINONE.precision,
+        device=ALLINONE.device,
     script:
         "../scripts/predict_allinone.py"

@@ -5,12 +5,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
-from trafficfm.config import validate_config
+from trafficfm.config import settings_of
 from trafficfm.data.source import ARCHIVE_DIR, DEMO_DIR, RELEASE_DIR, plan_release
 
-validate_config(config, source="config (config.yaml and --configfile overlays)")
-
-PLAN = plan_release(config["data"])
+# Every setting, validated and frozen; rules pass sections to their scripts with .to_dict().
+SETTINGS = settings_of(config, source="config (config.yaml and --configfile overlays)")
+PLAN = plan_release(SETTINGS.data)
 ENV = "../../envs/trafficfm.yaml"
 
 
@@ -39,14 +39,14 @@ def extracted_markers(track):
 
 
 def num_cls_classes():
-    value = config["data"].get("cls_num_classes")
+    value = SETTINGS.data.cls_num_classes
     if value:
         return value
-    return config["data"]["demo"]["cls_classes"] if PLAN.source == "demo" else 196
+    return SETTINGS.data.demo.cls_classes if PLAN.source == "demo" else 196
 
 
 def allinone_tables():
-    layout = config["data"]["layout"]["allinone"]
+    layout = SETTINGS.data.layout.allinone
     splits = [*layout["train_splits"], layout["test_split"]]
     return [
         f"results/data/allinone/{task}_{split}.{ext}"
@@ -56,7 +56,7 @@ def allinone_tables():
 
 
 def retrieval_tables():
-    splits = config["data"]["layout"]["retrieval"]["train_splits"]
+    splits = SETTINGS.data.layout.retrieval.train_splits
     names = [*splits, "test_images", "test_queries"]
     return [f"results/data/retrieval/{name}.csv" for name in names]
 

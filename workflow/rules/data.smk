@@ -8,7 +8,7 @@ wildcard_constraints:
 rule make_demo_archives:
     output:
         archives=[
-            f"{DEMO_DIR}/{a['file']}" for a in config["data"]["archives"].values()
+            f"{DEMO_DIR}/{a.file}" for a in SETTINGS.data.archives.values()
         ],
         sums=f"{DEMO_DIR}/SHA256SUMS",
         truth=directory(f"{DEMO_DIR}/truth"),
@@ -19,9 +19,9 @@ rule make_demo_archives:
     conda:
         ENV
     params:
-        demo=config["data"]["demo"],
-        layout=config["data"]["layout"],
-        archives=config["data"]["archives"],
+        demo=SETTINGS.data.demo.to_dict(),
+        layout=SETTINGS.data.layout.to_dict(),
+        archives=SETTINGS.data.archives.to_dict(),
     script:
         "../scripts/make_demo_archives.py"
 
@@ -38,7 +38,7 @@ rule fetch_archive:
     params:
         url=lambda wc: archive_entry(wc).url,
         sha256=lambda wc: archive_entry(wc).sha256,
-        download=config["data"].get("download", {}),
+        download=SETTINGS.data.download.to_dict(),
     script:
         "../scripts/fetch_archive.py"
 
@@ -72,9 +72,9 @@ rule convert_allinone:
         ENV
     params:
         root=PLAN.roots["allinone"],
-        layout=config["data"]["layout"]["allinone"],
+        layout=SETTINGS.data.layout.allinone.to_dict(),
         num_classes=num_cls_classes(),
-        on_error=config["data"]["on_error"],
+        on_error=SETTINGS.data.on_error,
     script:
         "../scripts/convert_allinone.py"
 
@@ -93,8 +93,8 @@ rule convert_retrieval:
         ENV
     params:
         root=PLAN.roots["retrieval"],
-        layout=config["data"]["layout"]["retrieval"],
-        on_error=config["data"]["on_error"],
+        layout=SETTINGS.data.layout.retrieval.to_dict(),
+        on_error=SETTINGS.data.on_error,
     script:
         "../scripts/convert_retrieval.py"
 
@@ -127,6 +127,6 @@ rule data_report:
     conda:
         ENV
     params:
-        examples=config["data"].get("report_examples", 4),
+        examples=SETTINGS.data.report_examples,
     script:
         "../scripts/data_report.py"

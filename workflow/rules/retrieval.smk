@@ -1,8 +1,8 @@
 # The retrieval stage: canonical pairs -> fine-tuned open_clip model -> validation metrics and the
 # re-ranking decision -> test rankings (results/retrieval/). Logic: package trafficfm.retrieval.
 
-RETRIEVAL = config["retrieval"]
-RETRIEVAL_SPLITS = config["data"]["layout"]["retrieval"]["train_splits"]
+RETRIEVAL = SETTINGS.retrieval
+RETRIEVAL_SPLITS = SETTINGS.data.layout.retrieval.train_splits
 RETRIEVAL_TRAIN = RETRIEVAL_SPLITS[0]
 RETRIEVAL_VAL = (
     RETRIEVAL_SPLITS[1] if len(RETRIEVAL_SPLITS) > 1 else RETRIEVAL_SPLITS[0]
@@ -29,8 +29,9 @@ rule finetune_retrieval:
         mem_mb=8000,
     params:
         split=RETRIEVAL_TRAIN,
-        model=RETRIEVAL["model"],
-        train=RETRIEVAL["train"],
+        model=RETRIEVAL.model.to_dict(),
+        train=RETRIEVAL.train.to_dict(),
+        device=RETRIEVAL.device,
         checkpoint_dir=RETRIEVAL_CHECKPOINTS,
     script:
         "../scripts/finetune_retrieval.py"
@@ -67,9 +68,10 @@ rule evaluate_retrieval:
         mem_mb=8000,
     params:
         split=RETRIEVAL_VAL,
-        model=RETRIEVAL["model"],
-        eval=RETRIEVAL["eval"],
-        seed=RETRIEVAL["train"].get("seed", 0),
+        model=RETRIEVAL.model.to_dict(),
+        eval=RETRIEVAL.eval.to_dict(),
+        seed=RETRIEVAL.train.seed,
+        device=RETRIEVAL.device,
     script:
         "../scripts/evaluate_retrieval.py"
 
@@ -93,6 +95,7 @@ rule predict_retrieval:
     resources:
         mem_mb=8000,
     params:
-        eval=RETRIEVAL["eval"],
+        eval=RETRIEVAL.eval.to_dict(),
+        device=RETRIEVAL.device,
     script:
         "../scripts/predict_retrieval.py"

@@ -1,7 +1,6 @@
 # The submission stage: predictions -> the organisers' JSON, validated, in byte-reproducible zips
 # (rules package_*); the validation split's predictions packaged the same way and scored with the
 # organisers' metrics (rules package_*_val, score_*). Inputs: docs/data-contract.md, 'Predictions'.
-from trafficfm.submission import submission_settings
 from trafficfm.submission.paths import (
     ALLINONE_PREDICTIONS,
     RETRIEVAL_RESULTS,
@@ -10,9 +9,9 @@ from trafficfm.submission.paths import (
     validation_score_outputs,
 )
 
-SUBMISSION = submission_settings(config.get("submission"))
-AIO_TEST = config["data"]["layout"]["allinone"]["test_split"]
-SCORE_SPLIT = SUBMISSION["score_split"]
+SUBMISSION = SETTINGS.submission
+AIO_TEST = SETTINGS.data.layout.allinone.test_split
+SCORE_SPLIT = SUBMISSION.score_split
 
 
 rule package_allinone:
@@ -42,7 +41,8 @@ rule package_allinone:
     threads: 2
     params:
         split=AIO_TEST,
-        settings=SUBMISSION,
+        settings=SUBMISSION.to_dict(),
+        max_dets=SETTINGS.allinone.inference.det_max_per_image,
     script:
         "../scripts/package_allinone.py"
 
@@ -66,7 +66,8 @@ use rule package_allinone as package_allinone_val with:
         "benchmarks/package_allinone_val.tsv"
     params:
         split=SCORE_SPLIT,
-        settings=SUBMISSION,
+        settings=SUBMISSION.to_dict(),
+        max_dets=SETTINGS.allinone.inference.det_max_per_image,
 
 
 rule package_retrieval:
@@ -91,7 +92,7 @@ rule package_retrieval:
         ENV
     params:
         split="test",
-        settings=SUBMISSION,
+        settings=SUBMISSION.to_dict(),
     script:
         "../scripts/package_retrieval.py"
 
@@ -108,7 +109,7 @@ use rule package_retrieval as package_retrieval_val with:
         "logs/package_retrieval_val.log",
     params:
         split=SCORE_SPLIT,
-        settings=SUBMISSION,
+        settings=SUBMISSION.to_dict(),
 
 
 rule score_allinone:
@@ -129,8 +130,8 @@ rule score_allinone:
     params:
         track="allinone",
         split=SCORE_SPLIT,
-        form=SUBMISSION["allinone"]["form"],
-        box_tolerance=SUBMISSION["box_tolerance_px"],
+        form=SUBMISSION.allinone.form,
+        box_tolerance=SUBMISSION.box_tolerance_px,
     script:
         "../scripts/score_submission.py"
 
@@ -153,6 +154,6 @@ rule score_retrieval:
     params:
         track="retrieval",
         split=SCORE_SPLIT,
-        top_k=SUBMISSION["retrieval"]["top_k"],
+        top_k=SUBMISSION.retrieval.top_k,
     script:
         "../scripts/score_submission.py"

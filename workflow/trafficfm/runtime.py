@@ -32,6 +32,14 @@ def start(log: str | None = None, threads: int | None = None) -> logging.Logger:
     return logger
 
 
+def settings(snakemake):
+    """The run's settings (config.yaml and the --configfile overlays Snakemake merged), validated
+    and frozen by the same loader as everywhere else."""
+    from .config import settings_of
+
+    return settings_of(snakemake.config, source="config (config.yaml and --configfile overlays)")
+
+
 def ran_as_ranks(snakemake) -> bool:
     """Inside a training rule: set up its log and, when the rule was given several GPUs
     (``resources: gpu=N``), run this same script under torchrun. True when the ranks did the work

@@ -10,6 +10,7 @@ samples and augmentations that an uninterrupted single-process run sees.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 
 import cv2
@@ -51,12 +52,12 @@ def _split_item(item):
 
 
 class ClsDataset(TorchDataset):
-    def __init__(self, data: Dataset, split: str, size: int, train: bool, aug: dict | None = None):
+    def __init__(self, data: Dataset, split: str, size: int, train: bool, aug: Mapping | None = None):
         frame = data.table(f"cls_{split}")
         self.paths = list(frame["path"])
         self.labels = [int(v) for v in frame["label"]]
         self.names = [Path(p).name for p in frame["image"]]
-        self.size, self.train, self.aug = int(size), train, dict(aug or {})
+        self.size, self.train, self.aug = int(size), train, aug
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -66,8 +67,7 @@ class ClsDataset(TorchDataset):
         img = read_rgb(self.paths[idx])
         if self.train:
             img = T.cls_train(
-                img, self.size, rng, scale=tuple(self.aug.get("scale", (0.6, 1.0))),
-                hflip=self.aug.get("hflip", True), jitter=self.aug.get("jitter", 0.2),
+                img, self.size, rng, scale=tuple(self.aug["scale"]), hflip=self.aug["hflip"], jitter=self.aug["jitter"],
             )
         else:
             img = T.cls_eval(img, self.size)
@@ -78,7 +78,7 @@ class DetDataset(TorchDataset):
     """Training crops at native scale (see :func:`transforms.det_train`); ``image(i)`` gives whole
     images for inference."""
 
-    def __init__(self, data: Dataset, split: str, crop: int, train: bool, aug: dict | None = None,
+    def __init__(self, data: Dataset, split: str, crop: int, train: bool, aug: Mapping | None = None,
                  refine_patches: int = 0):
         coco = data.coco(split)
         self.category_ids = [int(c["id"]) for c in data.manifest["det_categories"]]
@@ -93,7 +93,7 @@ class DetDataset(TorchDataset):
             labels[a["image_id"]].append(label_of[int(a["category_id"])])
         self.boxes = [np.asarray(boxes[im["id"]], dtype=np.float32).reshape(-1, 4) for im in self.images]
         self.labels = [np.asarray(labels[im["id"]], dtype=np.int64) for im in self.images]
-        self.crop, self.train, self.aug = int(crop), train, dict(aug or {})
+        self.crop, self.train, self.aug = int(crop), train, aug
         self.refine_patches = int(refine_patches)
 
     def __len__(self) -> int:
@@ -104,8 +104,8 @@ class DetDataset(TorchDataset):
         img = read_rgb(self.paths[idx])
         img, boxes, labels = T.det_train(
             img, self.boxes[idx], self.labels[idx], self.crop, rng,
-            positive_prob=self.aug.get("positive_prob", 0.75), scale=tuple(self.aug.get("scale", (0.8, 1.25))),
-            hflip=self.aug.get("hflip", False), jitter=self.aug.get("jitter", 0.2),
+            positive_prob=self.aug["positive_prob"], scale=tuple(self.aug["scale"]),
+            hflip=self.aug["hflip"], jitter=self.aug["jitter"],
         )
         target = {"boxes": torch.from_numpy(boxes), "labels": torch.from_numpy(labels)}
         if self.refine_patches:
@@ -115,13 +115,13 @@ class DetDataset(TorchDataset):
 
 
 class SegDataset(TorchDataset):
-    def __init__(self, data: Dataset, split: str, crop_hw, train: bool, aug: dict | None = None):
+    def __init__(self, data: Dataset, split: str, crop_hw, train: bool, aug: Mapping | None = None):
         frame = data.table(f"seg_{split}")
         self.paths = list(frame["path"])
         self.label_paths = list(frame["label_path"]) if "label_path" in frame else [""] * len(frame)
         self.names = [Path(p).name for p in frame["image"]]
         self.crop_hw = tuple(int(v) for v in crop_hw)
-        self.train, self.aug = train, dict(aug or {})
+        self.train, self.aug = train, aug
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -131,8 +131,8 @@ class SegDataset(TorchDataset):
         img = read_rgb(self.paths[idx])
         mask = read_mask(self.label_paths[idx])
         img, mask = T.seg_train(
-            img, mask, self.crop_hw, rng, scale=tuple(self.aug.get("scale", (0.75, 1.5))),
-            hflip=self.aug.get("hflip", True), jitter=self.aug.get("jitter", 0.2),
+            img, mask, self.crop_hw, rng, scale=tuple(self.aug["scale"]),
+            hflip=self.aug["hflip"], jitter=self.aug["jitter"],
         )
         return to_tensor(img), torch.from_numpy(mask.astype(np.int64))
 

@@ -24,7 +24,7 @@ import pandas as pd
 
 from .. import atomic
 from ..data.canonical import Dataset
-from .inference import DEFAULT_INFER_CFG, classify, coco_results, detect_image, segment
+from .inference import classify, coco_results, detect_image, segment
 from .datasets import read_mask, read_rgb
 
 log = logging.getLogger(__name__)
@@ -109,17 +109,10 @@ def coco_map50(gt: dict, results: list[dict]) -> tuple[float, pd.DataFrame]:
 
 
 # ----------------------------------------------------------------------------------- stage helpers
-def splits_of(data: Dataset, overrides: dict | None = None) -> dict[str, str]:
-    """Training, validation and test split names: config overrides, else the manifest, else defaults."""
-    s = data.manifest.get("splits", {})
-    train_splits = s.get("train", ["train", "val"])
-    out = {
-        "train": train_splits[0],
-        "val": train_splits[1] if len(train_splits) > 1 else train_splits[0],
-        "test": s.get("test", "test"),
-    }
-    out.update({k: v for k, v in (overrides or {}).items() if v})
-    return out
+def splits_of(data: Dataset) -> dict[str, str]:
+    """Training, validation and test split names, as the converter recorded them in the manifest."""
+    s = data.manifest["splits"]
+    return {"train": s["train"][0], "val": s["train"][-1], "test": s["test"]}
 
 
 def score_predictions(data: Dataset, split: str, cls_pred, det_results: list[dict], seg_maps,
@@ -161,11 +154,10 @@ def score_predictions(data: Dataset, split: str, cls_pred, det_results: list[dic
     return metrics, {"cls": cls_table, "det": det_table, "seg": seg_table}
 
 
-def validate(model, blob: dict, data: Dataset, split: str, device, infer_cfg: dict, limit: int | None = None,
-             precision: str = "bf16") -> tuple[dict, dict[str, pd.DataFrame]]:
+def validate(model, blob: dict, data: Dataset, split: str, device, infer_cfg, limit: int | None,
+             precision: str) -> tuple[dict, dict[str, pd.DataFrame]]:
     """Predict the three validation sets (each cut to ``limit`` items when given) in memory and score
     them (training-time validation; the evaluation stage scores the prediction files instead)."""
-    infer_cfg = {**DEFAULT_INFER_CFG, **infer_cfg}
     timings = {}
     t0 = time.perf_counter()
     cls = data.table(f"cls_{split}")[:limit]

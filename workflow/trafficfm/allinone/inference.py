@@ -8,8 +8,8 @@ signs of a few pixels visible in 2048 x 2048 images without resizing them away.
 
 from __future__ import annotations
 
-import contextlib
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import cv2
@@ -17,46 +17,15 @@ import numpy as np
 import torch
 from torchvision.ops import batched_nms
 
+from ..device import autocast
 from .datasets import read_rgb, to_tensor
 from .model import AllInOneModel
 from .transforms import cls_eval, pad_to_multiple
 
-DEFAULT_INFER_CFG: dict = {  # the same values as config.yaml (where each is explained)
-    "batch_size": 16,  # classification / segmentation images per forward pass
-    "det_score_thresh": 0.05,
-    "det_nms_thresh": 0.6,
-    "det_max_per_image": 50,
-    "det_topk_candidates": 1000,
-    "det_class_agnostic_nms": False,
-    "det_refine": True,
-    "det_refine_candidates": 50,
-    "det_refine_topk": 3,
-    "det_scale": 1.5,
-    "det_tile": None,
-    "det_tile_overlap": 96,
-    "seg_scale": 1.15,
-    "seg_flip": True,
-    "pad_divisor": 32,
-}
-
-
-def resolve_device(device: str | None) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def autocast(device: torch.device, precision: str = "bf16"):
-    if device.type == "cuda" and precision == "bf16":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[AllInOneModel, dict]:
     """Rebuild the model saved by training (``model.pt``) without fetching any pretrained weights."""
     blob = torch.load(path, map_location="cpu", weights_only=True)
-    cfg = {"fuse_bn": False, **blob["model_cfg"], "pretrained": None}  # files from before fuse_bn: unfused
-    model = AllInOneModel(cfg, blob["num_classes"])
+    model = AllInOneModel({**blob["model_cfg"], "pretrained": None}, blob["num_classes"])
     model.load_state_dict(blob["state_dict"])
     model.to(device).to(memory_format=torch.channels_last).eval()
     return model, blob
@@ -68,8 +37,8 @@ def _batch_tensor(images: list[np.ndarray], device: torch.device) -> torch.Tenso
 
 # ------------------------------------------------------------------------------------ classification
 @torch.inference_mode()
-def classify(model: AllInOneModel, paths: list[str], size: int, device: torch.device, batch_size: int = 32,
-             precision: str = "bf16", with_prob: bool = False):
+def classify(model: AllInOneModel, paths: list[str], size: int, device: torch.device, batch_size: int,
+             precision: str, with_prob: bool = False):
     """Predicted class index per image; with ``with_prob``, also the (images, classes) probabilities."""
     preds, probs = [], []
     for i in range(0, len(paths), batch_size):
@@ -98,10 +67,10 @@ def _tiles(h: int, w: int, tile: int, overlap: int) -> list[tuple[int, int]]:
 
 
 @torch.inference_mode()
-def detect_image(model: AllInOneModel, img: np.ndarray, device: torch.device, cfg: dict,
-                 precision: str = "bf16") -> dict[str, np.ndarray]:
-    """Boxes (xyxy, original pixels), scores and label indices of one RGB image."""
-    cfg = {**DEFAULT_INFER_CFG, **cfg}
+def detect_image(model: AllInOneModel, img: np.ndarray, device: torch.device, cfg: Mapping,
+                 precision: str) -> dict[str, np.ndarray]:
+    """Boxes (xyxy, original pixels), scores and label indices of one RGB image (``cfg``: the
+    ``allinone.inference`` settings; the refinement head is used when the model has one)."""
     h0, w0 = img.shape[:2]
     scale = float(cfg["det_scale"])
     if scale != 1.0:
@@ -110,7 +79,7 @@ def detect_image(model: AllInOneModel, img: np.ndarray, device: torch.device, cf
     kw = dict(
         score_thresh=cfg["det_score_thresh"], nms_thresh=cfg["det_nms_thresh"],
         topk_candidates=cfg["det_topk_candidates"], max_detections=cfg["det_max_per_image"],
-        class_agnostic_nms=bool(cfg["det_class_agnostic_nms"]), refine=bool(cfg["det_refine"]),
+        class_agnostic_nms=bool(cfg["det_class_agnostic_nms"]),
         refine_candidates=int(cfg["det_refine_candidates"]), refine_topk=int(cfg["det_refine_topk"]),
     )
     tile = cfg["det_tile"]
@@ -162,11 +131,10 @@ def coco_results(image_id: int, det: dict[str, np.ndarray], category_ids: list[i
 
 # ---------------------------------------------------------------------------------------- segmentation
 @torch.inference_mode()
-def segment_images(model: AllInOneModel, imgs: list[np.ndarray], device: torch.device, cfg: dict,
-                   precision: str = "bf16", with_prob: bool = False) -> list:
+def segment_images(model: AllInOneModel, imgs: list[np.ndarray], device: torch.device, cfg: Mapping,
+                   precision: str, with_prob: bool = False) -> list:
     """Label map (uint8, original size) per RGB image; images of equal size share a forward pass.
     With ``with_prob``: (label map, (classes, H, W) float32 probabilities) per image."""
-    cfg = {**DEFAULT_INFER_CFG, **cfg}
     scale, div = float(cfg["seg_scale"]), int(cfg["pad_divisor"])
     out: list[np.ndarray | None] = [None] * len(imgs)
     groups: dict[tuple[int, int], list[int]] = {}
@@ -193,11 +161,11 @@ def segment_images(model: AllInOneModel, imgs: list[np.ndarray], device: torch.d
     return out  # type: ignore[return-value]
 
 
-def segment(model: AllInOneModel, paths: list[str], device: torch.device, cfg: dict, precision: str = "bf16",
+def segment(model: AllInOneModel, paths: list[str], device: torch.device, cfg: Mapping, precision: str,
             with_prob: bool = False):
     """Yield (index, label map) for each image path, ``batch_size`` images at a time (with
     ``with_prob``: (index, (label map, probabilities)))."""
-    bs = int({**DEFAULT_INFER_CFG, **cfg}["batch_size"])
+    bs = int(cfg["batch_size"])
     for i in range(0, len(paths), bs):
         imgs = [read_rgb(p) for p in paths[i : i + bs]]
         for j, pred in enumerate(segment_images(model, imgs, device, cfg, precision, with_prob)):

@@ -14,6 +14,7 @@ Images enter as uint8-range tensors (0..255, RGB, NCHW); the model applies the b
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 from functools import partial
 
 import torch
@@ -24,32 +25,11 @@ from torchvision.ops import FeaturePyramidNetwork
 
 from .backbones import STRIDES, build_backbone
 from .detection import decode_detections, fcos_losses, make_points
+from ..config import plain
 from ..distributed import global_normalizer
 from .refine import IGNORE, extract_patches, label_proposals, propose
 
 TASKS = ("cls", "det", "seg")
-
-DEFAULT_MODEL_CFG: dict = {
-    "backbone": "tiny",
-    "pretrained": None,
-    "freeze": [],
-    "return_nodes": None,
-    "fuse_bn": True,
-    "mean": [0.5, 0.5, 0.5],
-    "std": [0.5, 0.5, 0.5],
-    "fpn_channels": 64,
-    "cls_hidden": 512,
-    "cls_dropout": 0.0,
-    "det_strides": [4, 8, 16],
-    "det_head_convs": 2,
-    "det_center_radius": 1.5,
-    "seg_channels": 64,
-    "det_refine": True,
-    "refine_size": 48,
-    "refine_context": 2.0,
-    "refine_hidden": 256,
-    "refine_proposals": 2,
-}
 
 
 def _groups(channels: int) -> int:
@@ -98,9 +78,10 @@ class SegHead(nn.Module):
 
 
 class AllInOneModel(nn.Module):
-    def __init__(self, cfg: dict, num_classes: dict[str, int]):
+    def __init__(self, cfg: Mapping, num_classes: dict[str, int]):
+        """``cfg``: the ``allinone.model`` settings (every key; kept as a plain dict in ``self.cfg``)."""
         super().__init__()
-        cfg = {**DEFAULT_MODEL_CFG, **cfg}
+        cfg = plain(cfg)
         self.cfg = cfg
         self.num_classes = dict(num_classes)
         self.backbone = build_backbone(cfg["backbone"], cfg["pretrained"], cfg["freeze"], cfg["return_nodes"],

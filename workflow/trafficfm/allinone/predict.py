@@ -17,6 +17,7 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import cv2
@@ -27,20 +28,21 @@ from ..ensemble import soft
 from ..data.canonical import Dataset
 from .datasets import read_rgb
 from .evaluate import splits_of
-from .inference import DEFAULT_INFER_CFG, classify, coco_results, detect_image, load_model, resolve_device, segment
+from ..device import resolve_device
+from .inference import classify, coco_results, detect_image, load_model, segment
 
 log = logging.getLogger(__name__)
 
 
-def predict(model_path: str | Path, dataset_dir: str | Path, out_dir: str | Path, split: str | None = None,
-            infer_cfg: dict | None = None, device: str | None = "auto", precision: str = "bf16",
-            soft_dir: str | Path | None = None, soft_top_k: int = 5) -> dict:
-    """Predict the three tasks of ``split`` (default: the manifest's test split); return counts and timings.
+def predict(model_path: str | Path, dataset_dir: str | Path, out_dir: str | Path, split: str | None,
+            settings: Mapping, soft_dir: str | Path | None = None, soft_top_k: int = 5) -> dict:
+    """Predict the three tasks of ``split`` (None: the manifest's test split) with the ``allinone``
+    settings (``inference``, ``device``, ``precision``); return counts and timings.
 
     ``soft_dir``: also write the compact soft predictions an ensemble fuses (:mod:`..ensemble.soft`):
     ``cls.npz`` (top ``soft_top_k`` probabilities) and ``seg/<stem>.npz`` (uint8 probabilities)."""
-    cfg = {**DEFAULT_INFER_CFG, **(infer_cfg or {})}
-    dev = resolve_device(device)
+    cfg, precision = settings["inference"], settings["precision"]
+    dev = resolve_device(settings["device"])
     data = Dataset.open(dataset_dir)
     split = split or splits_of(data)["test"]
     model, blob = load_model(model_path, dev)

@@ -111,22 +111,3 @@ def make_synthetic_allinone(out_dir: str | Path, root: str | Path, seed: int = 0
     }
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return out_dir
-
-
-def tiny_config(steps: int = 6, **train_overrides) -> dict:
-    """An ``allinone`` config section for the tiny dataset: tiny backbone, small crops, seconds per run."""
-    train = {
-        "steps": steps, "warmup_steps": 2, "checkpoint_every": 2, "log_every": 1, "num_workers": 0,
-        "tasks": {
-            "cls": {"batch_size": 4, "size": 32},
-            "det": {"batch_size": 2, "crop": 64},
-            "seg": {"batch_size": 2, "crop": [64, 64]},
-        },
-    }
-    train.update(train_overrides)
-    return {
-        "seed": 0,
-        "model": {"backbone": "tiny", "pretrained": None, "fpn_channels": 32, "cls_hidden": 32, "seg_channels": 32},
-        "train": train,
-        "inference": {"batch_size": 4, "det_score_thresh": 0.05},
-    }

@@ -15,7 +15,6 @@ the single-process gradient of the whole batch. Rank 0 alone writes.
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import time
@@ -34,43 +33,11 @@ from .datasets import COLLATE, ClsDataset, DetDataset, SegDataset, StepBatchSamp
 from ..seeding import rng_state, seed_everything, set_rng_state
 from ..distributed import DistInfo, all_reduce_mean, init_distributed
 from .evaluate import splits_of, validate
-from .inference import autocast, resolve_device
-from .model import DEFAULT_MODEL_CFG, TASKS, AllInOneModel
+from ..device import autocast, resolve_device
+from .model import TASKS, AllInOneModel
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TRAIN_CFG: dict = {  # the same values as config.yaml (where each is explained)
-    "steps": 300,
-    "lr": 2.0e-3,
-    "backbone_lr_scale": 1.0,
-    "weight_decay": 0.05,
-    "adam_eps": 1.0e-8,
-    "warmup_steps": 30,
-    "min_lr_ratio": 0.02,
-    "grad_clip": None,
-    "precision": "bf16",
-    "num_workers": 0,
-    "checkpoint_every": 50,
-    "keep_checkpoints": 2,
-    "log_every": 10,
-    "eval_every": 0,
-    "eval_limit": 40,
-    "tasks": {
-        "cls": {"batch_size": 16, "size": 112, "loss_weight": 1.0, "grad_clip": None,
-                "aug": {"scale": [0.6, 1.0], "hflip": True, "jitter": 0.2}},
-        "det": {"batch_size": 8, "crop": 256, "loss_weight": 1.0, "grad_clip": None, "refine_patches": 4,
-                "aug": {"positive_prob": 0.6, "scale": [1.25, 2.5], "hflip": False, "jitter": 0.2}},
-        "seg": {"batch_size": 8, "crop": [192, 320], "loss_weight": 2.0, "grad_clip": None, "class_weight_power": 1.0,
-                "aug": {"scale": [0.75, 1.5], "hflip": True, "jitter": 0.2}},
-    },
-}
-
-
-def deep_merge(base: dict, override: dict | None) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in (override or {}).items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
-    return out
 
 
 def lr_lambda(warmup: int, total: int, min_ratio: float):
@@ -141,14 +108,14 @@ def plot_history(history: list[dict], path: str | Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- train
-def build_loaders(data: Dataset, split: str, tcfg: dict, seed: int, start: int, stop: int, info: DistInfo,
-                  mcfg_refine: bool = True):
+def build_loaders(data: Dataset, split: str, tcfg, seed: int, start: int, stop: int, info: DistInfo,
+                  mcfg_refine: bool):
     tasks = tcfg["tasks"]
     datasets = {
-        "cls": ClsDataset(data, split, tasks["cls"]["size"], True, tasks["cls"].get("aug")),
-        "det": DetDataset(data, split, tasks["det"]["crop"], True, tasks["det"].get("aug"),
+        "cls": ClsDataset(data, split, tasks["cls"]["size"], True, tasks["cls"]["aug"]),
+        "det": DetDataset(data, split, tasks["det"]["crop"], True, tasks["det"]["aug"],
                           refine_patches=tasks["det"]["refine_patches"] if mcfg_refine else 0),
-        "seg": SegDataset(data, split, tasks["seg"]["crop"], True, tasks["seg"].get("aug")),
+        "seg": SegDataset(data, split, tasks["seg"]["crop"], True, tasks["seg"]["aug"]),
     }
     loaders = {}
     workers = int(tcfg["num_workers"])
@@ -190,29 +157,24 @@ def train(
     dataset_dir: str | Path,
     model_path: str | Path,
     checkpoint_dir: str | Path,
-    cfg: dict,
+    cfg,
     curve_path: str | Path | None = None,
     history_path: str | Path | None = None,
-    device: str | None = "auto",
     stop_after: int | None = None,
 ) -> dict:
     """Train (or resume) and write the final weights to ``model_path``.
 
-    ``cfg`` = ``{"seed", "splits", "model", "train", "inference"}`` (the ``allinone`` config section;
-    missing keys take the defaults). ``stop_after`` ends this run after that many steps, leaving only
-    checkpoints, as a kill would (for tests and for splitting a long training into jobs).
-    Returns a summary dict (steps, seconds, last losses, final validation metrics when computed).
+    ``cfg``: the ``allinone`` settings (:func:`trafficfm.config.load`). ``stop_after`` ends this run
+    after that many steps, leaving only checkpoints, as a kill would (for tests and for splitting a
+    long training into jobs). Returns a summary dict (steps, seconds, last losses).
     """
-    seed = int(cfg.get("seed", 0))
-    mcfg = deep_merge(DEFAULT_MODEL_CFG, cfg.get("model"))
-    tcfg = deep_merge(DEFAULT_TRAIN_CFG, cfg.get("train"))
-    icfg = dict(cfg.get("inference") or {})
-    dev = resolve_device(device)
-    info = init_distributed(dev.type)
-    if dev.type == "cuda" and info.enabled:
-        dev = torch.device("cuda", info.local_rank)
+    seed = int(cfg["seed"])
+    mcfg, tcfg, icfg = cfg["model"].to_dict(), cfg["train"], cfg["inference"]
+    wants_cuda = cfg["device"].startswith("cuda") or (cfg["device"] == "auto" and torch.cuda.is_available())
+    info = init_distributed("cuda" if wants_cuda else "cpu")
+    dev = resolve_device(cfg["device"], info.local_rank)
     data = Dataset.open(dataset_dir)
-    splits = splits_of(data, cfg.get("splits"))
+    splits = splits_of(data)
     num_classes = {
         "cls": len(data.manifest["cls_classes"]),
         "det": len(data.manifest["det_categories"]),
@@ -222,12 +184,13 @@ def train(
     no_effect = ("num_workers", "checkpoint_every", "keep_checkpoints", "log_every", "eval_every", "eval_limit")
     store = CheckpointStore(
         checkpoint_dir,
-        {"seed": seed, "model": mcfg, "train": {k: v for k, v in tcfg.items() if k not in no_effect},
+        {"seed": seed, "model": mcfg, "precision": cfg["precision"],
+         "train": {k: v for k, v in tcfg.to_dict().items() if k not in no_effect},
          "splits": splits, "manifest": data.manifest},
         keep=int(tcfg["keep_checkpoints"]), writer=info.is_main)
     fp = store.fingerprint
     total = int(tcfg["steps"])
-    precision = tcfg["precision"]
+    precision = cfg["precision"]
 
     seed_everything(seed)
     model = AllInOneModel(mcfg, num_classes).to(dev).to(memory_format=torch.channels_last)
@@ -287,7 +250,7 @@ def train(
             for p in params:
                 p.grad = None
             loss.backward()
-            clip = tasks_cfg[task].get("grad_clip")
+            clip = tasks_cfg[task]["grad_clip"]
             if clip:
                 torch.nn.utils.clip_grad_norm_([params[i].grad for i in shared_idx if params[i].grad is not None],
                                                float(clip))

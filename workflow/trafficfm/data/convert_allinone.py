@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import math
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,14 +21,12 @@ from PIL import Image
 
 from .. import atomic
 from .classes import BDD100K_CLASSES, IGNORE_INDEX, TT100K_CATEGORIES
-from .layout import DEFAULT_LAYOUT as LAYOUTS
 from .errors import ErrorCollector
 from .images import list_images, probe_many
 from .textfiles import numbered_lines
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LAYOUT = LAYOUTS["allinone"]
 # A box may touch the border after float rounding; anything further out is an annotation error.
 BOX_TOLERANCE_PX = 1.0
 
@@ -283,14 +282,13 @@ def convert_seg_split(root: Path, base: str, split: str, layout: dict, num_class
 # --------------------------------------------------------------------------- the whole track
 
 
-def convert_allinone(root: str | Path, out_dir: str | Path, layout: dict | None = None,
-                     num_classes: int = 196, on_error: str = "fail",
+def convert_allinone(root: str | Path, out_dir: str | Path, layout: Mapping, num_classes: int, on_error: str,
                      det_categories: list[str] | None = None,
                      seg_classes: list[str] | None = None) -> dict:
-    """Convert every split of the three tasks; return the manifest (also written last)."""
+    """Convert every split of the three tasks (``layout``: the ``data.layout.allinone`` settings;
+    ``on_error``: ``data.on_error``); return the manifest (also written last)."""
     root = Path(root).resolve()
     out_dir = Path(out_dir)
-    layout = {**DEFAULT_LAYOUT, **(layout or {})}
     det_names = list(det_categories or TT100K_CATEGORIES)
     seg_names = list(seg_classes or BDD100K_CLASSES)
     categories = [{"id": i, "name": n, "supercategory": "traffic_sign"} for i, n in enumerate(det_names)]
@@ -326,7 +324,7 @@ def convert_allinone(root: str | Path, out_dir: str | Path, layout: dict | None 
     manifest = {
         "track": "allinone",
         "root": str(root),
-        "splits": {"train": layout["train_splits"], "test": test_split},
+        "splits": {"train": list(layout["train_splits"]), "test": test_split},
         "cls_classes": [str(i) for i in range(num_classes)],
         "det_categories": categories,
         "seg_classes": seg_names,

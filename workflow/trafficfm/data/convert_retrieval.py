@@ -8,20 +8,19 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 
 from .. import atomic
 from .classes import PEDESTRIAN_ATTRIBUTE_COUNT
-from .layout import DEFAULT_LAYOUT as LAYOUTS
 from .errors import ErrorCollector
 from .images import list_images
 from .textfiles import numbered_lines
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LAYOUT = LAYOUTS["retrieval"]
 JPEG_MAGIC = b"\xff\xd8\xff"
 PNG_MAGIC = b"\x89PNG"
 
@@ -120,11 +119,11 @@ def convert_test(root: Path, layout: dict, errors: ErrorCollector) -> tuple[pd.D
             pd.DataFrame(queries, columns=["query", "text"]))
 
 
-def convert_retrieval(root: str | Path, out_dir: str | Path, layout: dict | None = None,
-                      on_error: str = "fail") -> dict:
+def convert_retrieval(root: str | Path, out_dir: str | Path, layout: Mapping, on_error: str) -> dict:
+    """Convert the label files and the test split (``layout``: the ``data.layout.retrieval``
+    settings; ``on_error``: ``data.on_error``); return the manifest (also written last)."""
     root = Path(root).resolve()
     out_dir = Path(out_dir)
-    layout = {**DEFAULT_LAYOUT, **(layout or {})}
     errors = ErrorCollector(on_error)
     tables = {split: convert_label_file(root, split, layout, errors) for split in layout["train_splits"]}
     test_images, test_queries = convert_test(root, layout, errors)

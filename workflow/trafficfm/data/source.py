@@ -9,9 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-DEMO_DIR = "resources/demo"
-ARCHIVE_DIR = "resources/archives"
-RELEASE_DIR = "resources/release"
+from ..paths import ARCHIVE_DIR, DEMO_DIR, RELEASE_DIR  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)
@@ -51,20 +49,20 @@ def plan_release(data_cfg: dict, workdir: str | Path = ".") -> ReleasePlan:
         archives = {k: Archive(k, e["track"], e["file"], (workdir / DEMO_DIR / e["file"]).as_uri(), None)
                     for k, e in entries.items()}
     elif source == "urls":
-        missing = [k for k, e in entries.items() if not e.get("url")]
+        missing = [k for k, e in entries.items() if not e["url"]]
         if missing:
             raise ValueError(f"data.source is 'urls' but data.archives.{missing[0]}.url is not set "
                              f"(also missing: {', '.join(missing[1:]) or 'none'})")
-        archives = {k: Archive(k, e["track"], e["file"], e["url"], e.get("sha256")) for k, e in entries.items()}
+        archives = {k: Archive(k, e["track"], e["file"], e["url"], e["sha256"]) for k, e in entries.items()}
     elif source == "local":
-        local = data_cfg.get("local_dir")
+        local = data_cfg["local_dir"]
         if not local:
             raise ValueError("data.source is 'local' but data.local_dir is not set")
         local = Path(local).expanduser().resolve()
         if not local.is_dir():
             raise ValueError(f"data.local_dir {local} is not a folder")
         if all((local / e["file"]).is_file() for e in entries.values()):
-            archives = {k: Archive(k, e["track"], e["file"], (local / e["file"]).as_uri(), e.get("sha256"))
+            archives = {k: Archive(k, e["track"], e["file"], (local / e["file"]).as_uri(), e["sha256"])
                         for k, e in entries.items()}
         else:
             from .extract import find_release_tree

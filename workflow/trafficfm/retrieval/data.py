@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -59,19 +59,19 @@ def camera_look(image: Image.Image, rng: np.random.Generator, cfg: dict) -> Imag
     """Surveillance-camera conditions (the test images' domain): blur, darker exposure, gamma, a
     slight colour cast, sensor grain. Each is applied with probability ``cfg["p"]``; the cast is
     small so that colour names stay true. Exposure, gamma and cast go through one lookup table."""
-    p = float(cfg.get("p", 0.5))
+    p = float(cfg["p"])
     if rng.random() < p:
-        image = image.filter(ImageFilter.GaussianBlur(float(rng.uniform(*cfg.get("blur", (0.3, 1.2))))))
-    gain = float(rng.uniform(*cfg.get("gain", (0.7, 1.0)))) if rng.random() < p else 1.0
-    gamma = float(rng.uniform(*cfg.get("gamma", (0.85, 1.3)))) if rng.random() < p else 1.0
-    cast = float(cfg.get("cast", 0.08))
+        image = image.filter(ImageFilter.GaussianBlur(float(rng.uniform(*cfg["blur"]))))
+    gain = float(rng.uniform(*cfg["gain"])) if rng.random() < p else 1.0
+    gamma = float(rng.uniform(*cfg["gamma"])) if rng.random() < p else 1.0
+    cast = float(cfg["cast"])
     tint = 1 + rng.uniform(-cast, cast, size=3) if rng.random() < p else np.ones(3)
     if gain != 1.0 or gamma != 1.0 or (tint != 1).any():
         levels = (np.arange(256) / 255.0 * gain) ** gamma
         table = np.concatenate([np.clip(levels * t * 255 + 0.5, 0, 255) for t in tint]).astype(np.uint8)
         image = image.point(table.tolist())
     if rng.random() < p:
-        sigma = float(rng.uniform(*cfg.get("grain", (1.0, 6.0))))
+        sigma = float(rng.uniform(*cfg["grain"]))
         array = np.asarray(image, dtype=np.float32) + rng.standard_normal((image.height, image.width, 3),
                                                                           dtype=np.float32) * sigma
         image = Image.fromarray(np.clip(array + 0.5, 0, 255).astype(np.uint8))
@@ -112,23 +112,22 @@ class PairDataset(Dataset):
     With V = 0 every epoch draws fresh augmentations (nothing can be cached).
     """
 
-    def __init__(self, frame: pd.DataFrame, attribute_ids: torch.Tensor, image_size: int, seed: int = 0,
-                 augment: dict | None = None):
+    def __init__(self, frame: pd.DataFrame, attribute_ids: torch.Tensor, image_size: int, seed: int,
+                 augment: Mapping):
         self.paths = frame["path"].tolist()
         self.captions = frame["caption"].tolist()
         self.attribute_ids = attribute_ids
         self.image_size = image_size
         self.seed = seed
-        augment = augment or {}
-        self.scale_min = float(augment.get("scale_min", 1.0))
-        self.hflip = bool(augment.get("hflip", False))
-        self.camera = dict(augment.get("camera") or {}) or None
+        self.scale_min = float(augment["scale_min"])
+        self.hflip = bool(augment["hflip"])
+        self.camera = dict(augment["camera"] or {}) or None
         kinds = (self.camera or {}).pop("kinds", None) if self.camera else None
         frame_kinds = frame["kind"].tolist() if "kind" in frame else ["?"] * len(frame)
         self.camera_on = np.array([bool(self.camera) and (kinds is None or k in kinds) for k in frame_kinds])
         geometric = self.scale_min < 1.0 or self.hflip
         self.augmented = self.camera_on | geometric
-        self.views = int(augment.get("views", 0) or 0)
+        self.views = int(augment["views"])
         self.epoch = 0
         self.cached_keys: frozenset[int] = frozenset()  # keys whose features the model has cached
 

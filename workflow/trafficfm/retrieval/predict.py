@@ -18,9 +18,10 @@ import pandas as pd
 
 from .. import atomic
 from ..data.canonical import Dataset
-from .evaluate import DEFAULT_EVAL_CFG, encode_images, encode_texts
+from ..device import resolve_device
+from .evaluate import encode_images, encode_texts
 from .rank import COLUMNS, kind_codes, rank, rankings_frame
-from .train import load_model, pick_device
+from .model import load_model
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,10 @@ def check_rankings(frame: pd.DataFrame, queries: pd.DataFrame, gallery_size: int
 
 
 def predict(dataset_dir: str | Path, model_path: str | Path, rerank_path: str | Path | None,
-            out_csv: str | Path, eval_cfg: dict | None = None, device: str | None = None) -> pd.DataFrame:
-    cfg = {**DEFAULT_EVAL_CFG, **(eval_cfg or {})}
+            out_csv: str | Path, settings, workers: int = 0) -> pd.DataFrame:
+    """Rank the test gallery for every test query with the ``retrieval`` settings (``eval``,
+    ``device``) and the re-ranking decided on validation (``rerank_path``; None = plain)."""
+    cfg = settings["eval"]
     dataset = Dataset.open(dataset_dir)
     images = dataset.table("test_images")
     queries = dataset.table("test_queries")
@@ -56,8 +59,8 @@ def predict(dataset_dir: str | Path, model_path: str | Path, rerank_path: str | 
     if len(images) < TOP_K:
         log.warning("only %d test images: each query gets %d names, not %d", len(images), len(images), TOP_K)
 
-    model = load_model(model_path, pick_device(0, device))
-    image_features = encode_images(model, images["path"].tolist(), int(cfg["batch_size"]), int(cfg["workers"]))
+    model = load_model(model_path, resolve_device(settings["device"]))
+    image_features = encode_images(model, images["path"].tolist(), int(cfg["batch_size"]), workers)
     text_features = encode_texts(model, queries["text"].tolist())
     top = rank(text_features, image_features, kind_codes(images["kind"].tolist()), method, k=TOP_K,
                chunk=int(cfg["chunk"])).numpy()

@@ -116,6 +116,10 @@ def database_augmentation(gallery: torch.Tensor, n: int = 3, chunk: int = 2048) 
     return F.normalize(gallery[top].mean(dim=1), dim=-1)
 
 
+# The kind re-ranking: a query's kind is the majority kind of its this many nearest images.
+KIND_VOTERS = 10
+
+
 def kind_codes(kinds: Sequence[str]) -> torch.Tensor:
     return torch.tensor([KIND_CODES[k] for k in kinds], dtype=torch.long)
 
@@ -125,18 +129,18 @@ def rank(queries: torch.Tensor, gallery: torch.Tensor, gallery_kinds: torch.Tens
          method: dict | None = None, k: int = 10, chunk: int = 2048) -> torch.Tensor:
     """(queries, k) gallery indices after the re-ranking ``method`` (``{"name": "none"}`` = plain)."""
     method = dict(method or {"name": "none"})
-    steps = method.get("name", "none").split("+")
+    steps = method["name"].split("+")
     if "dba" in steps:
-        gallery = database_augmentation(gallery, int(method.get("dba_n", 3)), chunk)
+        gallery = database_augmentation(gallery, int(method["dba_n"]), chunk)
     if "qe" in steps:
-        queries = query_expansion(queries, gallery, int(method.get("qe_n", 5)), float(method.get("qe_alpha", 1.0)),
+        queries = query_expansion(queries, gallery, int(method["qe_n"]), float(method["qe_alpha"]),
                                   chunk)
     mask = None
     if "kind" in steps:
         if gallery_kinds is None:
             raise ValueError("the 'kind' re-ranking needs the gallery's kinds")
         gallery_kinds = gallery_kinds.to(queries.device)
-        _, top = topk_chunked(queries, gallery, int(method.get("kind_n", 10)), chunk)
+        _, top = topk_chunked(queries, gallery, KIND_VOTERS, chunk)
         votes = gallery_kinds[top].float().mean(dim=1)
         query_kind = (votes > 0.5).long()
         counts = torch.bincount(gallery_kinds, minlength=2)
@@ -151,12 +155,10 @@ def rank(queries: torch.Tensor, gallery: torch.Tensor, gallery_kinds: torch.Tens
     return topk_chunked(queries, gallery, k, chunk, gallery_mask=mask)[1]
 
 
-def rerank_candidates(grid: dict | None = None) -> list[dict]:
-    """The re-ranking methods :func:`choose_rerank` tries (``none`` always first)."""
-    grid = grid or {}
-    qe_n = grid.get("qe_n", [3, 5, 10])
-    qe_alpha = grid.get("qe_alpha", [0.5, 1.0])
-    dba_n = grid.get("dba_n", [2, 4])
+def rerank_candidates(grid) -> list[dict]:
+    """The re-ranking methods :func:`choose_rerank` tries (``none`` always first); ``grid``: the
+    ``retrieval.eval.rerank_grid`` settings."""
+    qe_n, qe_alpha, dba_n = grid["qe_n"], grid["qe_alpha"], grid["dba_n"]
     out = [{"name": "none"}, {"name": "kind"}]
     for n, alpha in itertools.product(qe_n, qe_alpha):
         out.append({"name": "qe", "qe_n": n, "qe_alpha": alpha})

@@ -24,6 +24,7 @@ import torch
 
 from .. import atomic
 from ..checkpoints import CheckpointStore, file_digest
+from ..device import amp_dtype, autocast, resolve_device
 from ..distributed import init_distributed
 from ..seeding import rng_state, seed_everything, set_rng_state
 from .data import (
@@ -34,56 +35,15 @@ from .data import (
     train_loader,
 )
 from .loss import MultiPositiveLoss
-from .model import DEFAULT_MODEL_CFG, build_model, trainable_summary
+from .model import build_model, save_model, trainable_summary
 from .relevance import AttributeCodec
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TRAIN_CFG = {
-    "seed": 0,
-    "epochs": 2,
-    "max_steps": None,
-    "batch_size": 64,
-    "per_attribute": 4,
-    "accum_steps": 1,
-    "lr": 3e-4,
-    "head_lr": 2e-3,
-    "weight_decay": 0.05,
-    "warmup_steps": 20,
-    "min_lr_ratio": 0.0,
-    "grad_clip": 1.0,
-    "label_smoothing": 0.0,
-    "precision": "auto",
-    "augment": {"scale_min": 1.0, "hflip": False, "camera": None, "views": 0},
-    "cache_frozen_image": False,
-    "cache_max_mb": 2048,
-    "workers": 1,
-    "checkpoint_every": 100,
-    "keep_checkpoints": 2,
-    "log_every": 10,
-}
 # Keys that do not change the result (excluded from the checkpoint fingerprint).
-NON_RESULT_KEYS = ("workers", "checkpoint_every", "keep_checkpoints", "log_every", "cache_max_mb")
+NON_RESULT_KEYS = ("checkpoint_every", "keep_checkpoints", "log_every", "cache_max_mb")
 HEAD_PARAMETERS = ("visual.head", "text.proj", "text_projection", "visual.proj", "logit_scale", "logit_bias")
 MAX_LOGIT_SCALE = math.log(100.0)
-
-
-def pick_device(local_rank: int = 0, requested: str | None = None) -> torch.device:
-    if requested and requested != "auto":
-        return torch.device(requested)
-    if torch.cuda.is_available():
-        torch.cuda.set_device(local_rank)
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """bf16 on GPU by default; fp32 on CPU unless ``precision: bf16`` asks for it."""
-    if precision == "fp32":
-        return None
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-        return torch.bfloat16
-    return None
 
 
 # ----------------------------------------------------------------------------------- optimisation
@@ -118,14 +78,11 @@ def set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
 
 
 # ------------------------------------------------------------------------------------ checkpoints
-def checkpoint_settings(model_cfg: dict, train_cfg: dict, table_path: Path) -> dict:
+def checkpoint_settings(model_cfg, train_cfg, table_path: Path) -> dict:
     """What the fingerprint covers: every result-changing setting and the training table's bytes."""
-    return {"model": model_cfg, "train": {k: v for k, v in train_cfg.items() if k not in NON_RESULT_KEYS},
+    return {"model": model_cfg.to_dict(),
+            "train": {k: v for k, v in train_cfg.to_dict().items() if k not in NON_RESULT_KEYS},
             "table_sha256": file_digest(table_path)}
-
-
-def unwrap(model):
-    return model.module if hasattr(model, "module") else model
 
 
 # ------------------------------------------------------------------------------------------ train
@@ -143,27 +100,25 @@ class _Forward(torch.nn.Module):
 def finetune(
     dataset_dir: str | Path,
     model_out: str | Path,
-    model_cfg: dict | None = None,
-    train_cfg: dict | None = None,
-    checkpoint_dir: str | Path | None = None,
-    summary_out: str | Path | None = None,
-    device: str | None = None,
-    split: str = "train",
+    settings,
+    checkpoint_dir: str | Path | None,
+    summary_out: str | Path | None,
+    split: str,
+    workers: int = 0,
     stop_after_steps: int | None = None,
 ) -> dict:
-    """Fine-tune on ``<dataset_dir>/<split>.csv``; write the model to ``model_out``.
+    """Fine-tune on ``<dataset_dir>/<split>.csv`` with the ``retrieval`` settings; write the model to
+    ``model_out``. ``workers``: data-loading processes (a function of the rule's threads).
 
     ``stop_after_steps`` interrupts the run after that many optimizer steps (after writing the
     checkpoint), as a crash would; it exists for the resume test and writes no model.
     """
-    model_cfg = {**DEFAULT_MODEL_CFG, **(model_cfg or {})}
-    cfg = {**DEFAULT_TRAIN_CFG, **(train_cfg or {})}
-    cfg["augment"] = {**DEFAULT_TRAIN_CFG["augment"], **(cfg.get("augment") or {})}
-    wants_cuda = str(device).startswith("cuda") or (device in (None, "auto") and torch.cuda.is_available())
+    model_cfg, cfg = settings["model"], settings["train"]
+    wants_cuda = settings["device"].startswith("cuda") or (settings["device"] == "auto" and torch.cuda.is_available())
     info = init_distributed("cuda" if wants_cuda else "cpu")
     rank, local_rank, world = info.rank, info.local_rank, info.world_size
-    device = pick_device(local_rank, device)
-    amp_dtype = autocast_dtype(cfg["precision"], device)
+    device = resolve_device(settings["device"], local_rank)
+    precision = cfg["precision"]
 
     frame = load_pairs(dataset_dir, split)
     if frame.empty:
@@ -173,7 +128,8 @@ def finetune(
 
     seed_everything(int(cfg["seed"]))
     model = build_model(model_cfg, device)
-    log.info("model %s: %s; device %s, autocast %s", model_cfg["arch"], trainable_summary(model), device, amp_dtype)
+    log.info("model %s: %s; device %s, autocast %s", model_cfg["arch"], trainable_summary(model), device,
+             amp_dtype(precision, device))
 
     dataset = PairDataset(frame, attribute_ids, model.image_size, int(cfg["seed"]), cfg["augment"])
     sampler = AttributeGroupBatchSampler(attribute_ids, int(cfg["batch_size"]), int(cfg["per_attribute"]),
@@ -182,7 +138,7 @@ def finetune(
     accum = max(1, int(cfg["accum_steps"]))
     steps_per_epoch = max(1, batches_per_epoch // accum)
     total_steps = steps_per_epoch * int(cfg["epochs"])
-    if cfg.get("max_steps"):
+    if cfg["max_steps"]:
         total_steps = min(total_steps, int(cfg["max_steps"]))
     loss_fn = MultiPositiveLoss(codec.table(), float(cfg["label_smoothing"])).to(device)
     optimizer = torch.optim.AdamW(parameter_groups(model, cfg), betas=(0.9, 0.98), eps=1e-6)
@@ -212,12 +168,12 @@ def finetune(
     pairs_seen, train_seconds = 0, 0.0
     started = time.perf_counter()
     use_prefix_cache = False
-    if cfg.get("cache_frozen_image") and step < total_steps:
+    if cfg["cache_frozen_image"] and step < total_steps:
         if dataset.fresh_every_epoch:
             log.warning("cache_frozen_image ignored: augmentation changes the frozen prefix's input every epoch "
                         "(set augment.views to cache a fixed number of variants)")
         else:
-            use_prefix_cache = model.enable_prefix_cache(float(cfg.get("cache_max_mb", 2048)))
+            use_prefix_cache = model.enable_prefix_cache(float(cfg["cache_max_mb"]))
             log.info("frozen-prefix image cache: %s", "on" if use_prefix_cache else "off")
     text_cache_seconds = 0.0
     if model.text_frozen and step < total_steps:
@@ -236,11 +192,11 @@ def finetune(
         model.train()
         batch_index = start_batch
         micro = 0
-        for images, captions, ids, keys in train_loader(dataset, sampler, int(cfg["workers"])):
+        for images, captions, ids, keys in train_loader(dataset, sampler, int(workers)):
             if images.numel():  # (empty when every image of the batch comes from the prefix cache)
                 images = to_model_input(images, model.normalise.mean, model.normalise.std, device)
             ids = ids.to(device)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            with autocast(device, precision):
                 image_features, text_features = forward(images, captions, keys if use_prefix_cache else None)
             loss = loss_fn(image_features.float(), text_features.float(), ids, model.logit_scale)
             (loss / accum).backward()
@@ -309,7 +265,7 @@ def finetune(
         "history": history,
     }
     if rank == 0:
-        save_model(model_out, model, model_cfg, summary)
+        save_model(model_out, model, model_cfg.to_dict(), summary)
         if summary_out:
             atomic.write_json(summary_out, summary)
     log.info("fine-tuning done: %d steps, %.1f pairs/s", step, summary["pairs_per_second"] or 0.0)
@@ -324,19 +280,3 @@ def _rate_by_epoch(history: list[dict]) -> dict:
         seconds = sum(h["seconds"] for h in steps)
         rates[str(epoch)] = round(sum(h["pairs"] for h in steps) / seconds, 2) if seconds else None
     return rates
-
-
-def save_model(path: str | Path, model, model_cfg: dict, summary: dict | None = None) -> None:
-    with atomic.atomic_path(path) as tmp:
-        torch.save({"model_cfg": model_cfg, "state_dict": unwrap(model).clip.state_dict(),
-                    "summary": {k: v for k, v in (summary or {}).items() if k != "history"}}, tmp)
-
-
-def load_model(path: str | Path, device: str | torch.device = "cpu"):
-    """The fine-tuned model written by :func:`finetune` (towers are built without pretrained weights
-    and then take the saved state)."""
-    saved = torch.load(path, map_location="cpu", weights_only=False)
-    model = build_model(saved["model_cfg"], device, load_pretrained=False)
-    model.clip.load_state_dict(saved["state_dict"])
-    model.eval()
-    return model

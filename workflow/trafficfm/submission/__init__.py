@@ -8,7 +8,3 @@
 * :mod:`.package` writes byte-reproducible zips, and only valid ones;
 * :mod:`.cli` is the ``trafficfm-validate`` command.
 """
-
-from .settings import DEFAULTS, submission_settings
-
-__all__ = ["DEFAULTS", "submission_settings"]

@@ -80,15 +80,19 @@ def _finish(report: Report, payload: bytes, zip_path: Path, member: str, report_
     return report
 
 
-def package_allinone(cls_csv: str | Path, det_json: str | Path, seg_dir: str | Path, dataset_dir: str | Path,
-                     zip_path: str | Path, report_path: str | Path | None = None, *, split: str = "test",
-                     json_name: str = "pred_results.json", form: str = "list", max_dets_per_image: int = 100,
-                     small_contours: str = "pad", box_tolerance: float = 1.0, threads: int = 1,
-                     max_listed: int = 200) -> Report:
-    """Predictions of ``split`` -> validated ``zip_path`` holding ``json_name`` (+ the report)."""
+def package_allinone(predictions_dir: str | Path, dataset_dir: str | Path, split: str, zip_path: str | Path,
+                     report_path: str | Path | None, settings, threads: int = 1) -> Report:
+    """Predictions of ``split`` (``<predictions_dir>/{cls,det,seg}_<split>*``, docs/data-contract.md)
+    -> validated ``zip_path`` (+ the report), as the settings say: ``submission`` (JSON name, form,
+    small contours, box tolerance, violations listed) and ``allinone.inference.det_max_per_image``."""
+    options, predictions = settings["submission"], Path(predictions_dir)
+    json_name, form = options["allinone"]["json_name"], options["allinone"]["form"]
+    box_tolerance, max_listed = float(options["box_tolerance_px"]), int(options["max_listed"])
     reference = AllInOneReference.from_dataset(dataset_dir, split)
-    submission = build_allinone(cls_csv, det_json, seg_dir, reference, form=form,
-                                max_dets_per_image=max_dets_per_image, small_contours=small_contours,
+    submission = build_allinone(predictions / f"cls_{split}.csv", predictions / f"det_{split}.json",
+                                predictions / f"seg_{split}", reference, form=form,
+                                max_dets_per_image=int(settings["allinone"]["inference"]["det_max_per_image"]),
+                                small_contours=options["allinone"]["small_contours"],
                                 box_tolerance=box_tolerance, threads=threads)
     payload = submission.to_json()
     problems, dropped = submission.problems, submission.dropped_boxes
@@ -106,10 +110,12 @@ def package_allinone(cls_csv: str | Path, det_json: str | Path, seg_dir: str | P
                    max_listed)
 
 
-def package_retrieval(rankings_csv: str | Path, dataset_dir: str | Path, zip_path: str | Path,
-                      report_path: str | Path | None = None, *, split: str = "test",
-                      json_name: str = "infer_json.json", top_k: int = 10, max_listed: int = 200) -> Report:
-    """A ranking of ``split`` -> validated ``zip_path`` holding ``json_name`` (+ the report)."""
+def package_retrieval(rankings_csv: str | Path, dataset_dir: str | Path, split: str, zip_path: str | Path,
+                      report_path: str | Path | None, settings) -> Report:
+    """A ranking of ``split`` -> validated ``zip_path`` (+ the report), as the ``submission``
+    settings say (JSON name, names per query, violations listed)."""
+    options = settings["submission"]
+    json_name, top_k, max_listed = options["retrieval"]["json_name"], options["retrieval"]["top_k"], options["max_listed"]
     reference = RetrievalReference.from_dataset(dataset_dir, split)
     submission = build_retrieval(rankings_csv, reference, top_k)
     payload = submission.to_json()

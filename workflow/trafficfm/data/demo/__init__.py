@@ -12,6 +12,6 @@ maps), ``vehicles``, ``pedestrians`` and ``retrieval`` (crops, attributes, capti
 """
 
 from .pedestrians import PEDESTRIAN_ATTRIBUTES
-from .release import DEFAULT_DEMO, DEFAULT_LAYOUT, archive_folders, make_demo_release, pack_archives
+from .release import archive_folders, make_demo_release, pack_archives
 
-__all__ = ["DEFAULT_DEMO", "DEFAULT_LAYOUT", "PEDESTRIAN_ATTRIBUTES", "archive_folders", "make_demo_release", "pack_archives"]
+__all__ = ["PEDESTRIAN_ATTRIBUTES", "archive_folders", "make_demo_release", "pack_archives"]

@@ -1,5 +1,6 @@
-"""``python -m trafficfm.data.demo OUT_ROOT [--archives DIR] [--tiny] [--seed N]``: write (and pack)
-the demo release by hand, printing the counts and the time taken."""
+"""``python -m trafficfm.data.demo OUT_ROOT [--archives DIR] [--tiny] [--seed N] [--configfile F ...]``:
+write (and pack) the demo release of config.yaml (+ overlays) by hand, printing the counts and the
+time taken."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import argparse
 import json
 from pathlib import Path
 
-from .release import ARCHIVE_KEYS, DEFAULT_DEMO, make_demo_release, pack_archives
+from ...config import load
+from .release import archive_folders, make_demo_release, pack_archives
 
 TINY = {
     "cls_classes": 4, "cls_train": 8, "cls_val": 4, "cls_test": 4,
@@ -22,13 +24,17 @@ def main(argv=None) -> None:
     ap.add_argument("out_root", type=Path)
     ap.add_argument("--archives", type=Path, help="also pack the archives into this folder")
     ap.add_argument("--tiny", action="store_true", help="a few images per split (for tests)")
-    ap.add_argument("--seed", type=int, default=DEFAULT_DEMO["seed"])
+    ap.add_argument("--seed", type=int, help="data seed (default: config.yaml's data.demo.seed)")
+    ap.add_argument("--configfile", nargs="*", default=[], help="config overlays (as snakemake --configfile)")
     args = ap.parse_args(argv)
-    cfg = dict(DEFAULT_DEMO, **(TINY if args.tiny else {}), seed=args.seed)
-    counts = make_demo_release(args.out_root, cfg)
+    overrides = [{"data": {"demo": TINY}}] if args.tiny else []
+    if args.seed is not None:
+        overrides.append(f"data.demo.seed={args.seed}")
+    data = load(*args.configfile, overrides=overrides).data
+    counts = make_demo_release(args.out_root, data.demo, data.layout)
     print(json.dumps(counts, indent=1))
     if args.archives:
-        sums = pack_archives(args.out_root, args.archives, {k: {"file": f"{k}.tar"} for k in ARCHIVE_KEYS})
+        sums = pack_archives(args.out_root, args.archives, data.archives, archive_folders(data.layout))
         print(sums.read_text(), end="")
 
 

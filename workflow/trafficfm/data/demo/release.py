@@ -21,7 +21,6 @@ The raw text files carry the quirks of real releases, on purpose, so the convert
 
 from __future__ import annotations
 
-import copy
 import gzip
 import hashlib
 import json
@@ -29,34 +28,13 @@ import os
 import shutil
 import tarfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from . import classification, detection, draw, retrieval, segmentation, signs
 from ..classes import BDD100K_CLASSES
-from ..layout import DEFAULT_LAYOUT
-
-# Mirrors config.yaml `data.demo` (used for keys the caller leaves out).
-DEFAULT_DEMO = {
-    "seed": 0,
-    "cls_classes": 10,
-    "cls_train": 600,
-    "cls_val": 200,
-    "cls_test": 200,
-    "det_train": 400,
-    "det_val": 100,
-    "det_test": 100,
-    "det_size": [512, 1024],
-    "seg_train": 300,
-    "seg_val": 100,
-    "seg_test": 100,
-    "seg_size": [320, 180],
-    "retrieval_train": 6000,
-    "retrieval_val": 1200,
-    "retrieval_test": 1500,
-    "retrieval_test_queries": 300,
-}
 
 # Archive key -> the top-level release folder it holds (config `data.archives`).
 ARCHIVE_KEYS = ("track1_train_data", "track1_test_data", "track2_train", "track2_val", "track2_test")
@@ -74,12 +52,10 @@ the same first value (gender) and a 1 wherever the query's vector has one.
 # --------------------------------------------------------------------------- config
 
 
-def resolve_config(demo_cfg: dict | None, layout: dict | None) -> tuple[dict, dict]:
-    cfg = dict(DEFAULT_DEMO)
-    unknown = set(demo_cfg or {}) - set(DEFAULT_DEMO)
-    if unknown:
-        raise ValueError(f"unknown data.demo keys: {sorted(unknown)}")
-    cfg.update(demo_cfg or {})
+def resolve_config(demo_cfg, layout) -> tuple[dict, dict]:
+    """Plain copies of the ``data.demo`` and ``data.layout`` settings, checked for what the schema
+    cannot say (sizes that fit the signs, queries drawn from a non-empty gallery)."""
+    cfg = dict(demo_cfg)
     for key, value in cfg.items():
         if key in ("det_size", "seg_size"):
             if len(value) != 2 or min(int(v) for v in value) < 1:
@@ -95,21 +71,16 @@ def resolve_config(demo_cfg: dict | None, layout: dict | None) -> tuple[dict, di
         raise ValueError("data.demo.cls_classes must be >= 1")
     if int(cfg["retrieval_test_queries"]) > 0 and int(cfg["retrieval_test"]) < 1:
         raise ValueError("data.demo.retrieval_test_queries needs data.demo.retrieval_test >= 1 (queries are drawn from the test gallery)")
-    lay = copy.deepcopy(DEFAULT_LAYOUT)
-    for part, values in (layout or {}).items():
-        if part not in lay:
-            raise ValueError(f"unknown data.layout section {part!r}")
-        lay[part].update(values)
+    lay = {part: dict(layout[part]) for part in ("allinone", "retrieval")}
     for part in ("allinone", "retrieval"):
         if len(lay[part]["train_splits"]) != 2:
             raise ValueError(f"data.layout.{part}.train_splits must name two splits (train, val)")
     return cfg, lay
 
 
-def archive_folders(layout: dict | None = None) -> dict[str, str]:
-    """Archive key -> top-level folder, from the layout (defaults: the organisers' names)."""
-    _, lay = resolve_config({}, layout)
-    ai, rt = lay["allinone"], lay["retrieval"]
+def archive_folders(layout) -> dict[str, str]:
+    """Archive key -> top-level folder, from the ``data.layout`` settings."""
+    ai, rt = layout["allinone"], layout["retrieval"]
     top = lambda p: Path(p).parts[0]  # noqa: E731
     train, val = rt["train_splits"]
     return {
@@ -310,11 +281,10 @@ def _install(tmp: Path, final: Path, allowed: set[str]) -> None:
     os.replace(tmp, final)
 
 
-def make_demo_release(out_root: Path, demo_cfg: dict, layout: dict | None = None, truth_dir: Path | None = None) -> dict:
+def make_demo_release(out_root: Path, demo_cfg, layout, truth_dir: Path | None = None) -> dict:
     """Write a complete demo release in the organisers' layout under ``out_root``.
 
-    ``demo_cfg``: the keys of config ``data.demo`` (missing ones take :data:`DEFAULT_DEMO`);
-    ``layout``: config ``data.layout`` (None: the organisers' names). The same seed gives
+    ``demo_cfg``: the ``data.demo`` settings; ``layout``: the ``data.layout`` settings. The same seed gives
     byte-identical files. The hidden retrieval test truth goes to ``truth_dir`` (default
     ``out_root/../demo_truth``), outside the release. Both appear complete or not at all
     (written under temporary names, then renamed). Returns counts per task and split (split
@@ -395,22 +365,21 @@ def _tar_folder(src: Path, arcname: str, dest: Path, compress: bool = False) -> 
             gz.close()
 
 
-def pack_archives(release_root: Path, archive_dir: Path, archives: dict, folders: dict | None = None) -> Path:
+def pack_archives(release_root: Path, archive_dir: Path, archives: dict, folders: dict) -> Path:
     """Pack the release's top-level folders into the archives named in config ``data.archives``.
 
     ``archives``: archive key -> ``{"file": name, ...}`` (or just the name); ``folders``: archive
-    key -> folder (default :func:`archive_folders` of the default layout: track1_train_data ->
-    ``track1_train_data/``, track1_test_data -> ``track1_test_data/``, track2_train -> ``train/``,
-    track2_val -> ``val/``, track2_test -> ``test/``). Re-packing the same release gives identical
+    key -> folder (:func:`archive_folders` of the layout: with the organisers' names
+    track1_train_data -> ``track1_train_data/``, track1_test_data -> ``track1_test_data/``,
+    track2_train -> ``train/``, track2_val -> ``val/``, track2_test -> ``test/``). Re-packing the same release gives identical
     bytes. Writes ``archive_dir/SHA256SUMS`` (``sha256sum`` format, sorted by file name) and
     returns its path. Every file is written under a temporary name and then renamed.
     """
     release_root, archive_dir = Path(release_root), Path(archive_dir)
-    folders = {**archive_folders(None), **(folders or {})}
     archive_dir.mkdir(parents=True, exist_ok=True)
     sums = {}
     for key, spec in archives.items():
-        file = spec["file"] if isinstance(spec, dict) else str(spec)
+        file = spec["file"] if isinstance(spec, Mapping) else str(spec)
         if key not in folders:
             raise KeyError(f"archive {key!r}: no folder known for it (pass folders=...)")
         src = release_root / folders[key]
