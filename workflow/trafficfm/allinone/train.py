@@ -1,76 +1,40 @@
-"""Joint training of the AllInOne model: every step one batch per task, one optimizer step.
+"""Joint training of the AllInOne model on the shared engine (:mod:`trafficfm.engine`): every step
+one batch per task, one optimizer step.
 
 Per step, for each task: forward, loss x task weight, backward; optionally the task's gradient on the
 shared parameters (backbone + pyramid) is clipped to its own norm before the tasks' gradients are
-summed. AdamW (no decay on biases and norms), linear warm-up then cosine decay, bf16 autocast on GPU.
+summed (the engine's ``task`` hooks see each task's gradient there). The engine does the rest:
+AdamW (heads and backbone at their learning rates, no decay on biases and norms), warm-up then
+cosine decay, autocast, checkpoints with resume, DistributedDataParallel, logging, periodic
+validation on a subset (``eval_every``).
 
 Reproducible and resumable: the data stream is a function of (seed, step) alone (see
-:mod:`.datasets`); a checkpoint every ``checkpoint_every`` steps holds the model, optimizer,
-scheduler and RNG states and the history, under a fingerprint of everything that changes the
-result (:mod:`trafficfm.checkpoints`). A rerun with the same fingerprint resumes from the newest
-checkpoint that reads back whole; a changed config starts over. Under ``torchrun`` the same code runs DistributedDataParallel, every process taking
-its slice of each global batch; the losses are normalised over all processes so the gradient equals
-the single-process gradient of the whole batch. Rank 0 alone writes.
+:mod:`.datasets`); a resumed run ends with the same weights as an uninterrupted one. Under
+``torchrun`` every process takes its slice of each global batch; the losses are normalised over
+all processes so the gradient equals the single-process gradient of the whole batch.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
-import math
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
 from .. import atomic
-from ..checkpoints import CheckpointStore
 from ..data.canonical import Dataset
+from ..distributed import DistInfo
+from ..engine import Hooks, Trainer, TrainState, param_groups, result_settings
+from ..seeding import seed_everything
 from .datasets import COLLATE, ClsDataset, DetDataset, SegDataset, StepBatchSampler, seg_class_weights
-from ..seeding import rng_state, seed_everything, set_rng_state
-from ..distributed import DistInfo, all_reduce_mean, init_distributed
 from .evaluate import splits_of, validate
-from ..device import autocast, resolve_device
 from .model import TASKS, AllInOneModel
 
 log = logging.getLogger(__name__)
-
-
-
-def lr_lambda(warmup: int, total: int, min_ratio: float):
-    def f(step: int) -> float:
-        if warmup > 0 and step < warmup:
-            return (step + 1) / warmup
-        t = (step - warmup) / max(1, total - warmup)
-        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
-
-    return f
-
-
-def param_groups(model: AllInOneModel, lr: float, weight_decay: float, backbone_scale: float) -> list[dict]:
-    groups: dict[tuple[bool, bool], list] = {}
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        key = (name.startswith("backbone."), p.ndim > 1)
-        groups.setdefault(key, []).append(p)
-    out = []
-    for (is_backbone, decay), params in sorted(groups.items()):
-        out.append({
-            "params": params,
-            "lr": lr * (backbone_scale if is_backbone else 1.0),
-            "weight_decay": weight_decay if decay else 0.0,
-        })
-    return out
-
-
-def _lap(timing: dict[str, float], part: str, since: float) -> float:
-    now = time.perf_counter()
-    timing[part] = timing.get(part, 0.0) + now - since
-    return now
 
 
 # ---------------------------------------------------------------------------------------------- plot
@@ -131,8 +95,7 @@ def build_loaders(data: Dataset, split: str, tcfg, seed: int, start: int, stop: 
 
 
 def _no_buffer_sync() -> dict:
-    import inspect
-
+    """DDP without buffer broadcasts: every buffer is a constant (frozen batch norm)."""
     params = inspect.signature(DDP.__init__).parameters
     return {"forward_sync_buffers": False} if "forward_sync_buffers" in params else {"broadcast_buffers": False}
 
@@ -153,171 +116,120 @@ def _to_device(batch, device):
     return images, targets
 
 
-def train(
-    dataset_dir: str | Path,
-    model_path: str | Path,
-    checkpoint_dir: str | Path,
-    cfg,
-    curve_path: str | Path | None = None,
-    history_path: str | Path | None = None,
-    stop_after: int | None = None,
-) -> dict:
-    """Train (or resume) and write the final weights to ``model_path``.
-
-    ``cfg``: the ``allinone`` settings (:func:`trafficfm.config.load`). ``stop_after`` ends this run
-    after that many steps, leaving only checkpoints, as a kill would (for tests and for splitting a
-    long training into jobs). Returns a summary dict (steps, seconds, last losses).
-    """
-    seed = int(cfg["seed"])
-    mcfg, tcfg, icfg = cfg["model"].to_dict(), cfg["train"], cfg["inference"]
-    wants_cuda = cfg["device"].startswith("cuda") or (cfg["device"] == "auto" and torch.cuda.is_available())
-    info = init_distributed("cuda" if wants_cuda else "cpu")
-    dev = resolve_device(cfg["device"], info.local_rank)
+def train(dataset_dir: str | Path, model_path: str | Path, checkpoint_dir: str | Path, cfg,
+          curve_path: str | Path | None = None, history_path: str | Path | None = None,
+          stop_after: int | None = None, hooks: Hooks | None = None) -> dict:
+    """Train (or resume) with the ``allinone`` settings ``cfg`` and write the final weights to
+    ``model_path``. ``stop_after`` ends this run after that many steps, leaving only checkpoints,
+    as a kill would. Returns a summary (steps, seconds, the last history entry)."""
     data = Dataset.open(dataset_dir)
     splits = splits_of(data)
-    num_classes = {
-        "cls": len(data.manifest["cls_classes"]),
-        "det": len(data.manifest["det_categories"]),
-        "seg": len(data.manifest["seg_classes"]),
-    }
-    # everything that changes the weights; not how often to log, check-point or peek at validation
-    no_effect = ("num_workers", "checkpoint_every", "keep_checkpoints", "log_every", "eval_every", "eval_limit")
-    store = CheckpointStore(
-        checkpoint_dir,
-        {"seed": seed, "model": mcfg, "precision": cfg["precision"],
-         "train": {k: v for k, v in tcfg.to_dict().items() if k not in no_effect},
-         "splits": splits, "manifest": data.manifest},
-        keep=int(tcfg["keep_checkpoints"]), writer=info.is_main)
-    fp = store.fingerprint
-    total = int(tcfg["steps"])
-    precision = cfg["precision"]
+    num_classes = {"cls": len(data.manifest["cls_classes"]), "det": len(data.manifest["det_categories"]),
+                   "seg": len(data.manifest["seg_classes"])}
+    trainer = Trainer(cfg["train"], device=cfg["device"], precision=cfg["precision"], checkpoint_dir=checkpoint_dir,
+                      settings=result_settings(cfg["train"], seed=cfg["seed"], model=cfg["model"],
+                                               precision=cfg["precision"], splits=splits, manifest=data.manifest))
+    seed_everything(int(cfg["seed"]))
+    model = AllInOneModel(cfg["model"], num_classes).to(trainer.device).to(memory_format=torch.channels_last)
+    lr = float(cfg["train"]["lr"])
+    groups = param_groups(model, lambda name: "backbone" if name.startswith("backbone.") else "heads",
+                          {"heads": lr, "backbone": lr * float(cfg["train"]["backbone_lr_scale"])},
+                          float(cfg["train"]["weight_decay"]))
+    state = trainer.prepare(model, groups, int(cfg["train"]["steps"]), stop_after=stop_after, hooks=hooks,
+                            wrap=(model, {"find_unused_parameters": True, **_no_buffer_sync()}))
+    step = JointStep(state, data, splits["train"], cfg)
+    started = state.step
+    finished = trainer.run(state, step, evaluate=lambda s: _peek(s, data, splits["val"], cfg),
+                           eval_every=int(cfg["train"]["eval_every"]))
+    summary = {"start_step": started, "stop_step": state.stop, "total_steps": state.total, "finished": finished,
+               "history_tail": state.history[-1] if state.history else {}}
+    if not finished:
+        log.info("stopped after step %d of %d (checkpoints kept in %s)", state.stop, state.total, checkpoint_dir)
+    elif state.dist.is_main:
+        _export(state, cfg, data, num_classes, trainer.fingerprint, model_path, curve_path, history_path)
+    return summary
 
-    seed_everything(seed)
-    model = AllInOneModel(mcfg, num_classes).to(dev).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(
-        param_groups(model, tcfg["lr"], tcfg["weight_decay"], tcfg["backbone_lr_scale"]), lr=tcfg["lr"],
-        eps=float(tcfg["adam_eps"]),
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_lambda(int(tcfg["warmup_steps"]), total, float(tcfg["min_lr_ratio"]))
-    )
-    history: list[dict] = []
-    start = 0
-    found = store.resume()
-    if found is not None:
-        model.load_state_dict(found.state["model"])
-        optimizer.load_state_dict(found.state["optimizer"])
-        scheduler.load_state_dict(found.state["scheduler"])
-        set_rng_state(found.state["rng"])
-        history = found.state["history"]
-        start = found.step
-        del found
-    if info.enabled:
-        dist.barrier()
 
-    net = model
-    if info.enabled:
-        # every buffer is a constant (frozen batch norm), so nothing to broadcast during training
-        net = DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None, find_unused_parameters=True,
-                  **_no_buffer_sync())
-    stop = total if stop_after is None else min(total, start + int(stop_after))
-    loaders, datasets = build_loaders(data, splits["train"], tcfg, seed, start, stop, info, bool(mcfg["det_refine"]))
-    weights = seg_class_weights(datasets["seg"], num_classes["seg"], float(tcfg["tasks"]["seg"]["class_weight_power"]))
-    model.seg_class_weights.copy_(torch.from_numpy(weights))
-    log.info("segmentation class weights: %s", np.round(weights, 2).tolist())
-    iters = {t: iter(loaders[t]) for t in TASKS}
-    params = [p for p in model.parameters() if p.requires_grad]
-    shared = {id(p) for p in model.shared_parameters()}
-    shared_idx = [i for i, p in enumerate(params) if id(p) in shared]
-    tasks_cfg = tcfg["tasks"]
-    model.train()
-    t_start = time.perf_counter()
-    window: dict[str, list[float]] = {}
-    timing: dict[str, float] = {}  # seconds per part of the step since the last log line (where time goes)
-    images_seen = 0
-    log.info("training steps %d..%d of %d on %s (world %d); fingerprint %s", start, stop, total, dev,
-             info.world_size, fp)
-    for step in range(start, stop):
-        tick = time.perf_counter()
-        batches = {t: _to_device(next(iters[t]), dev) for t in TASKS}
-        accum: list[torch.Tensor | None] = [None] * len(params)
-        tick = _lap(timing, "data", tick)
+class JointStep:
+    """One optimizer step of the joint training: a batch of every task, each task's loss x weight
+    back-propagated on its own (its shared-parameter gradient optionally clipped), the gradients summed."""
+
+    def __init__(self, state: TrainState, data: Dataset, split: str, cfg):
+        tcfg = cfg["train"]
+        self.tasks = tcfg["tasks"]
+        loaders, datasets = build_loaders(data, split, tcfg, int(cfg["seed"]), state.step, state.stop, state.dist,
+                                          bool(cfg["model"]["det_refine"]))
+        model = state.model
+        weights = seg_class_weights(datasets["seg"], model.num_classes["seg"], float(self.tasks["seg"]["class_weight_power"]))
+        model.seg_class_weights.copy_(torch.from_numpy(weights))
+        log.info("segmentation class weights: %s", np.round(weights, 2).tolist())
+        self.iters = {t: iter(loaders[t]) for t in TASKS}
+        self.params = state.trainable()
+        shared = {id(p) for p in model.shared_parameters()}
+        self.shared = [i for i, p in enumerate(self.params) if id(p) in shared]
+        model.train()
+
+    def __call__(self, state: TrainState) -> dict:
+        batches = {t: _to_device(next(self.iters[t]), state.device) for t in TASKS}
+        state.timer.lap("data")
+        summed: list[torch.Tensor | None] = [None] * len(self.params)
+        figures: dict = {"samples": 0}
         for task in TASKS:
             images, targets = batches[task]
-            with autocast(dev, precision):
-                losses = net(task, images, targets)
-            loss = sum(losses.values()) * float(tasks_cfg[task]["loss_weight"])
-            for p in params:
+            with state.autocast():
+                losses = state.net(task, images, targets)
+            loss = sum(losses.values()) * float(self.tasks[task]["loss_weight"])
+            for p in self.params:
                 p.grad = None
             loss.backward()
-            clip = tasks_cfg[task]["grad_clip"]
-            if clip:
-                torch.nn.utils.clip_grad_norm_([params[i].grad for i in shared_idx if params[i].grad is not None],
-                                               float(clip))
-            for i, p in enumerate(params):
+            self._task_gradient(state, task)
+            for i, p in enumerate(self.params):
                 if p.grad is not None:
-                    accum[i] = p.grad.clone() if accum[i] is None else accum[i].add_(p.grad)
-            for k, v in losses.items():
-                window.setdefault(k, []).append(float(v.detach()))
-            images_seen += images.shape[0] * info.world_size
-            tick = _lap(timing, task, tick)
-        for p, g in zip(params, accum):
+                    summed[i] = p.grad.clone() if summed[i] is None else summed[i].add_(p.grad)
+            figures.update({k: float(v.detach()) for k, v in losses.items()})
+            figures["samples"] += images.shape[0] * state.dist.world_size
+            state.timer.lap(task)
+        for p, g in zip(self.params, summed):
             p.grad = g
-        if tcfg["grad_clip"]:
-            torch.nn.utils.clip_grad_norm_(params, float(tcfg["grad_clip"]))
-        optimizer.step()
-        scheduler.step()
-        _lap(timing, "update", tick)
-        done = step + 1
-        if done % int(tcfg["log_every"]) == 0 or done == stop:
-            means = all_reduce_mean({k: float(np.mean(v)) for k, v in window.items()}, dev)
-            elapsed = time.perf_counter() - t_start
-            entry = {"step": done, "lr": optimizer.param_groups[-1]["lr"], **means,
-                     "time_s": round(elapsed, 2), "images_per_s": round(images_seen / max(elapsed, 1e-9), 2)}
-            since = max([start] + [h["step"] for h in history if "lr" in h])  # resumed runs: from start
-            steps_in_window = done - since
-            entry["seconds"] = {k: round(v / max(steps_in_window, 1), 3) for k, v in timing.items()}
-            history.append(entry)
-            window, timing = {}, {}
-            log.info("step %d/%d %s; seconds per step: %s", done, total,
-                     " ".join(f"{k}={v:.4g}" for k, v in entry.items() if k not in ("step", "seconds")),
-                     " ".join(f"{k}={v:.2f}" for k, v in entry["seconds"].items()))
-        if tcfg["eval_every"] and done % int(tcfg["eval_every"]) == 0 and done < total and info.is_main:
-            model.eval()
-            metrics, _ = validate(model, {"input": {"cls_size": tasks_cfg["cls"]["size"]},
-                                          "class_names": _class_names(data)}, data, splits["val"], dev, icfg,
-                                  limit=int(tcfg["eval_limit"]), precision=precision)
-            history.append({"step": done, "val": metrics})
-            model.train()
-        if done % int(tcfg["checkpoint_every"]) == 0 or done == stop:
-            store.save(done, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                              "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": history})
-    if info.enabled:
-        dist.barrier()
-    seconds = time.perf_counter() - t_start
-    summary = {"start_step": start, "stop_step": stop, "total_steps": total, "seconds": round(seconds, 1),
-               "finished": stop == total}
-    if stop < total:
-        log.info("stopped after step %d of %d (checkpoint kept in %s)", stop, total, store.directory)
-        return summary
-    if info.is_main:
-        final = {
-            "model_cfg": {**mcfg, "pretrained": None},
-            "num_classes": num_classes,
-            "class_names": _class_names(data),
-            "input": {"cls_size": int(tasks_cfg["cls"]["size"])},
-            "state_dict": model.state_dict(),
-            "fingerprint": fp,
-            "steps": total,
-        }
-        with atomic.atomic_path(model_path) as tmp:
-            torch.save(final, tmp)
-        if history_path:
-            atomic.write_json(history_path, history)
-        if curve_path:
-            plot_history(history, curve_path)
-    summary["history_tail"] = history[-1] if history else {}
-    return summary
+        return figures
+
+    def _task_gradient(self, state: TrainState, task: str) -> None:
+        grads = [self.params[i].grad for i in self.shared if self.params[i].grad is not None]
+        clip = self.tasks[task]["grad_clip"]
+        if clip:
+            torch.nn.utils.clip_grad_norm_(grads, float(clip))
+        for hook in state.hooks.task:
+            hook(state, task, grads)
+
+
+def _peek(state: TrainState, data: Dataset, split: str, cfg) -> dict:
+    """Validation on the first ``eval_limit`` images per task, during training."""
+    state.model.eval()
+    blob = {"input": {"cls_size": cfg["train"]["tasks"]["cls"]["size"]}, "class_names": _class_names(data)}
+    metrics, _ = validate(state.model, blob, data, split, state.device, cfg["inference"],
+                          limit=int(cfg["train"]["eval_limit"]), precision=state.precision)
+    state.model.train()
+    return metrics
+
+
+def _export(state: TrainState, cfg, data: Dataset, num_classes: dict, fingerprint: str | None, model_path,
+            curve_path, history_path) -> None:
+    """The trained model (weights and the settings that rebuild it), its history and curve."""
+    final = {
+        "model_cfg": {**cfg["model"].to_dict(), "pretrained": None},
+        "num_classes": num_classes,
+        "class_names": _class_names(data),
+        "input": {"cls_size": int(cfg["train"]["tasks"]["cls"]["size"])},
+        "state_dict": state.model.state_dict(),
+        "fingerprint": fingerprint,
+        "steps": state.total,
+    }
+    with atomic.atomic_path(model_path) as tmp:
+        torch.save(final, tmp)
+    if history_path:
+        atomic.write_json(history_path, state.history)
+    if curve_path:
+        plot_history(state.history, curve_path)
 
 
 def _class_names(data: Dataset) -> dict:
