@@ -152,8 +152,8 @@ include: "{root}/workflow/rules/submission.smk"
 
 rule all:
     input:
-        submission_outputs(),
-        validation_score_outputs(SCORE_SPLIT),
+        paths.submission_outputs(),
+        paths.validation_score_outputs(SETTINGS.data),
 """
 
 

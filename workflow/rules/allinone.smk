@@ -2,14 +2,6 @@
 # segmentation) -> validation metrics -> predictions of a split (results/allinone/).
 # Logic: package trafficfm.allinone; contract: docs/data-contract.md, 'Predictions'.
 
-ALLINONE = SETTINGS.allinone
-ALLINONE_DIR = "results/allinone"
-# Not an output, so Snakemake never deletes it: an interrupted (or --forcerun) training resumes
-# from its newest checkpoint when the settings are unchanged, and starts over when they changed.
-ALLINONE_CHECKPOINTS = f"{ALLINONE_DIR}/checkpoints"
-# The validation split: predicted by predict_allinone like the test split, then scored.
-AIO_VAL = SETTINGS.data.layout.allinone.train_splits[-1]
-
 
 wildcard_constraints:
     aio_split="[A-Za-z0-9-]+",
@@ -17,10 +9,10 @@ wildcard_constraints:
 
 rule train_allinone:
     input:
-        manifest="results/data/allinone/manifest.json",
-        tables=allinone_tables(),
+        manifest=ALLINONE_MANIFEST,
+        tables=ALLINONE_TABLES,
     output:
-        model=f"{ALLINONE_DIR}/model.pt",
+        model=ALLINONE_MODEL,
         history=f"{ALLINONE_DIR}/training_history.json",
         curve=report(
             f"{ALLINONE_DIR}/training_curve.png",
@@ -38,23 +30,24 @@ rule train_allinone:
     resources:
         mem_mb=6000,
     params:
-        seed=ALLINONE.seed,
-        model=ALLINONE.model.to_dict(),
-        train=ALLINONE.train.to_dict(),
-        precision=ALLINONE.precision,
+        seed=SETTINGS.allinone.seed,
+        model=SETTINGS.allinone.model.to_dict(),
+        train=SETTINGS.allinone.train.to_dict(),
+        precision=SETTINGS.allinone.precision,
+        device=SETTINGS.allinone.device,
+        # not an output, so Snakemake never deletes it: a rerun resumes from the newest checkpoint
         checkpoint_dir=ALLINONE_CHECKPOINTS,
-        device=ALLINONE.device,
     script:
         "../scripts/train_allinone.py"
 
 
 rule evaluate_allinone:
     input:
-        cls=f"{ALLINONE_DIR}/predictions/cls_{AIO_VAL}.csv",
-        det=f"{ALLINONE_DIR}/predictions/det_{AIO_VAL}.json",
-        seg=f"{ALLINONE_DIR}/predictions/seg_{AIO_VAL}",
-        manifest="results/data/allinone/manifest.json",
-        tables=allinone_tables(),
+        cls=f"{ALLINONE_PREDICTIONS}/cls_{AIO.val}.csv",
+        det=f"{ALLINONE_PREDICTIONS}/det_{AIO.val}.json",
+        seg=f"{ALLINONE_PREDICTIONS}/seg_{AIO.val}",
+        manifest=ALLINONE_MANIFEST,
+        tables=ALLINONE_TABLES,
     output:
         metrics=report(
             f"{ALLINONE_DIR}/val_metrics.json",
@@ -72,20 +65,20 @@ rule evaluate_allinone:
     conda:
         ENV
     params:
-        split=AIO_VAL,
+        split=AIO.val,
     script:
         "../scripts/evaluate_allinone.py"
 
 
 rule predict_allinone:
     input:
-        model=f"{ALLINONE_DIR}/model.pt",
-        manifest="results/data/allinone/manifest.json",
-        tables=allinone_tables(),
+        model=ALLINONE_MODEL,
+        manifest=ALLINONE_MANIFEST,
+        tables=ALLINONE_TABLES,
     output:
-        cls=f"{ALLINONE_DIR}/predictions/cls_{{aio_split}}.csv",
-        det=f"{ALLINONE_DIR}/predictions/det_{{aio_split}}.json",
-        seg=directory(f"{ALLINONE_DIR}/predictions/seg_{{aio_split}}"),
+        cls=f"{ALLINONE_PREDICTIONS}/cls_{{aio_split}}.csv",
+        det=f"{ALLINONE_PREDICTIONS}/det_{{aio_split}}.json",
+        seg=directory(f"{ALLINONE_PREDICTIONS}/seg_{{aio_split}}"),
     log:
         "logs/predict_allinone/{aio_split}.log",
     benchmark:
@@ -96,8 +89,8 @@ rule predict_allinone:
     resources:
         mem_mb=4000,
     params:
-        inference=ALLINONE.inference.to_dict(),
-        precision=ALLINONE.precision,
-        device=ALLINONE.device,
+        inference=SETTINGS.allinone.inference.to_dict(),
+        precision=SETTINGS.allinone.precision,
+        device=SETTINGS.allinone.device,
     script:
         "../scripts/predict_allinone.py"

@@ -1,19 +1,44 @@
-# Config validation and the helpers that other rule files share.
+# The workflow's vocabulary, included first: the settings, every path and the split names by role
+# (trafficfm.paths), the release plan and the helpers. Rule files use only the names defined here.
 import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
+from trafficfm import paths
 from trafficfm.config import settings_of
-from trafficfm.data.source import ARCHIVE_DIR, DEMO_DIR, RELEASE_DIR, plan_release
+from trafficfm.data.source import plan_release
+from trafficfm.paths import (
+    ALLINONE_CHECKPOINTS,
+    ALLINONE_DATA,
+    ALLINONE_DIR,
+    ALLINONE_MANIFEST,
+    ALLINONE_MODEL,
+    ALLINONE_PREDICTIONS,
+    ARCHIVE_DIR,
+    DATA_REPORT,
+    DEMO_DIR,
+    RELEASE_DIR,
+    RETRIEVAL_CHECKPOINTS,
+    RETRIEVAL_DATA,
+    RETRIEVAL_DIR,
+    RETRIEVAL_MANIFEST,
+    RETRIEVAL_MODEL,
+    SUBMISSIONS_DIR,
+)
 
 # Every setting, validated and frozen; rules pass sections to their scripts with .to_dict().
 SETTINGS = settings_of(config, source="config (config.yaml and --configfile overlays)")
 PLAN = plan_release(SETTINGS.data)
 ENV = "../../envs/trafficfm.yaml"
 
-
+# Split names by role (.train, .val, .test), from data.layout: the validation split is predicted,
+# evaluated, packaged and scored like the test split.
+AIO = paths.splits(SETTINGS.data, "allinone")
+RET = paths.splits(SETTINGS.data, "retrieval")
+ALLINONE_TABLES = paths.allinone_tables(SETTINGS.data)
+RETRIEVAL_TABLES = paths.retrieval_tables(SETTINGS.data)
 ARCHIVES_BY_FILE = {a.file: a for a in PLAN.archives.values()}
 
 
@@ -45,33 +70,25 @@ def num_cls_classes():
     return SETTINGS.data.demo.cls_classes if PLAN.source == "demo" else 196
 
 
-def allinone_tables():
-    layout = SETTINGS.data.layout.allinone
-    splits = [*layout["train_splits"], layout["test_split"]]
+def allinone_split_tables(split):
+    """The canonical AllInOne tables of one split."""
     return [
-        f"results/data/allinone/{task}_{split}.{ext}"
+        f"{ALLINONE_DATA}/{task}_{split}.{ext}"
         for task, ext in (("cls", "csv"), ("det", "json"), ("seg", "csv"))
-        for split in splits
     ]
-
-
-def retrieval_tables():
-    splits = SETTINGS.data.layout.retrieval.train_splits
-    names = [*splits, "test_images", "test_queries"]
-    return [f"results/data/retrieval/{name}.csv" for name in names]
 
 
 def final_outputs():
     """The default targets: data report, validation metrics and report figures of both tracks,
-    both submissions."""
+    both submissions and the organisers' scores of the validation splits."""
     return [
-        "results/data/report/summary.json",
-        "results/allinone/val_metrics.json",
-        "results/retrieval/val_metrics.json",
-        "results/allinone/figures/per_class.png",
-        "results/allinone/figures/prediction_examples.png",
-        "results/retrieval/figures/training_curve.png",
-        "results/retrieval/figures/ranking_examples.png",
-        *submission_outputs(),
-        *validation_score_outputs(SCORE_SPLIT),
+        f"{DATA_REPORT}/summary.json",
+        f"{ALLINONE_DIR}/val_metrics.json",
+        f"{RETRIEVAL_DIR}/val_metrics.json",
+        f"{ALLINONE_DIR}/figures/per_class.png",
+        f"{ALLINONE_DIR}/figures/prediction_examples.png",
+        f"{RETRIEVAL_DIR}/figures/training_curve.png",
+        f"{RETRIEVAL_DIR}/figures/ranking_examples.png",
+        *paths.submission_outputs(),
+        *paths.validation_score_outputs(SETTINGS.data),
     ]

@@ -7,9 +7,7 @@ wildcard_constraints:
 
 rule make_demo_archives:
     output:
-        archives=[
-            f"{DEMO_DIR}/{a.file}" for a in SETTINGS.data.archives.values()
-        ],
+        archives=[f"{DEMO_DIR}/{a.file}" for a in SETTINGS.data.archives.values()],
         sums=f"{DEMO_DIR}/SHA256SUMS",
         truth=directory(f"{DEMO_DIR}/truth"),
     log:
@@ -62,8 +60,8 @@ rule convert_allinone:
     input:
         extracted_markers("allinone"),
     output:
-        manifest="results/data/allinone/manifest.json",
-        tables=allinone_tables(),
+        manifest=ALLINONE_MANIFEST,
+        tables=ALLINONE_TABLES,
     log:
         "logs/convert_allinone.log",
     benchmark:
@@ -83,8 +81,8 @@ rule convert_retrieval:
     input:
         extracted_markers("retrieval"),
     output:
-        manifest="results/data/retrieval/manifest.json",
-        tables=retrieval_tables(),
+        manifest=RETRIEVAL_MANIFEST,
+        tables=RETRIEVAL_TABLES,
     log:
         "logs/convert_retrieval.log",
     benchmark:
@@ -101,22 +99,22 @@ rule convert_retrieval:
 
 rule data_report:
     input:
-        allinone="results/data/allinone/manifest.json",
-        retrieval="results/data/retrieval/manifest.json",
+        allinone=ALLINONE_MANIFEST,
+        retrieval=RETRIEVAL_MANIFEST,
     output:
-        summary="results/data/report/summary.json",
+        summary=f"{DATA_REPORT}/summary.json",
         counts=report(
-            "results/data/report/counts.png",
+            f"{DATA_REPORT}/counts.png",
             category="Data",
             caption="../report/data_counts.rst",
         ),
         sizes=report(
-            "results/data/report/image_sizes.png",
+            f"{DATA_REPORT}/image_sizes.png",
             category="Data",
             caption="../report/data_sizes.rst",
         ),
         examples=report(
-            directory("results/data/report/examples"),
+            directory(f"{DATA_REPORT}/examples"),
             patterns=["{name}.jpg"],
             category="Data",
             subcategory="Examples",

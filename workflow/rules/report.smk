@@ -5,14 +5,14 @@
 
 rule allinone_figures:
     input:
-        manifest="results/data/allinone/manifest.json",
-        tables=allinone_tables(),
+        manifest=ALLINONE_MANIFEST,
+        tables=ALLINONE_TABLES,
         per_class=expand(
             f"{ALLINONE_DIR}/val_{{task}}_per_class.csv", task=["cls", "det", "seg"]
         ),
-        cls=f"{ALLINONE_PREDICTIONS}/cls_{SCORE_SPLIT}.csv",
-        det=f"{ALLINONE_PREDICTIONS}/det_{SCORE_SPLIT}.json",
-        seg=f"{ALLINONE_PREDICTIONS}/seg_{SCORE_SPLIT}",
+        cls=f"{ALLINONE_PREDICTIONS}/cls_{AIO.val}.csv",
+        det=f"{ALLINONE_PREDICTIONS}/det_{AIO.val}.json",
+        seg=f"{ALLINONE_PREDICTIONS}/seg_{AIO.val}",
     output:
         per_class=report(
             f"{ALLINONE_DIR}/figures/per_class.png",
@@ -31,7 +31,7 @@ rule allinone_figures:
     conda:
         ENV
     params:
-        split=SCORE_SPLIT,
+        split=AIO.val,
         examples=4,
     script:
         "../scripts/allinone_figures.py"
@@ -39,19 +39,19 @@ rule allinone_figures:
 
 rule retrieval_figures:
     input:
-        manifest="results/data/retrieval/manifest.json",
-        pairs=f"results/data/retrieval/{RETRIEVAL_VAL}.csv",
-        summary="results/retrieval/train_summary.json",
-        rankings=f"results/retrieval/{RETRIEVAL_VAL}_rankings.csv",
+        manifest=RETRIEVAL_MANIFEST,
+        pairs=f"{RETRIEVAL_DATA}/{RET.val}.csv",
+        summary=f"{RETRIEVAL_DIR}/train_summary.json",
+        rankings=paths.rankings(RET.val),
     output:
         curve=report(
-            "results/retrieval/figures/training_curve.png",
+            f"{RETRIEVAL_DIR}/figures/training_curve.png",
             category="Training curves",
             subcategory="retrieval",
             caption="../report/retrieval_curve.rst",
         ),
         examples=report(
-            "results/retrieval/figures/ranking_examples.png",
+            f"{RETRIEVAL_DIR}/figures/ranking_examples.png",
             category="Example predictions",
             subcategory="retrieval",
             caption="../report/retrieval_examples.rst",
@@ -61,7 +61,7 @@ rule retrieval_figures:
     conda:
         ENV
     params:
-        split=RETRIEVAL_VAL,
+        split=RET.val,
         queries_per_kind=3,
     script:
         "../scripts/retrieval_figures.py"

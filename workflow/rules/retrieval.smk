@@ -1,23 +1,14 @@
 # The retrieval stage: canonical pairs -> fine-tuned open_clip model -> validation metrics and the
 # re-ranking decision -> test rankings (results/retrieval/). Logic: package trafficfm.retrieval.
 
-RETRIEVAL = SETTINGS.retrieval
-RETRIEVAL_SPLITS = SETTINGS.data.layout.retrieval.train_splits
-RETRIEVAL_TRAIN = RETRIEVAL_SPLITS[0]
-RETRIEVAL_VAL = (
-    RETRIEVAL_SPLITS[1] if len(RETRIEVAL_SPLITS) > 1 else RETRIEVAL_SPLITS[0]
-)
-# Not an output, so Snakemake never deletes it: an interrupted fine-tuning resumes from here.
-RETRIEVAL_CHECKPOINTS = "results/retrieval/checkpoints"
-
 
 rule finetune_retrieval:
     input:
-        manifest="results/data/retrieval/manifest.json",
-        pairs=f"results/data/retrieval/{RETRIEVAL_TRAIN}.csv",
+        manifest=RETRIEVAL_MANIFEST,
+        pairs=f"{RETRIEVAL_DATA}/{RET.train}.csv",
     output:
-        model="results/retrieval/model.pt",
-        summary="results/retrieval/train_summary.json",
+        model=RETRIEVAL_MODEL,
+        summary=f"{RETRIEVAL_DIR}/train_summary.json",
     log:
         "logs/finetune_retrieval.log",
     benchmark:
@@ -28,10 +19,11 @@ rule finetune_retrieval:
     resources:
         mem_mb=8000,
     params:
-        split=RETRIEVAL_TRAIN,
-        model=RETRIEVAL.model.to_dict(),
-        train=RETRIEVAL.train.to_dict(),
-        device=RETRIEVAL.device,
+        split=RET.train,
+        model=SETTINGS.retrieval.model.to_dict(),
+        train=SETTINGS.retrieval.train.to_dict(),
+        device=SETTINGS.retrieval.device,
+        # not an output, so Snakemake never deletes it: an interrupted fine-tuning resumes from here
         checkpoint_dir=RETRIEVAL_CHECKPOINTS,
     script:
         "../scripts/finetune_retrieval.py"
@@ -39,24 +31,24 @@ rule finetune_retrieval:
 
 rule evaluate_retrieval:
     input:
-        manifest="results/data/retrieval/manifest.json",
-        pairs=f"results/data/retrieval/{RETRIEVAL_VAL}.csv",
-        model="results/retrieval/model.pt",
+        manifest=RETRIEVAL_MANIFEST,
+        pairs=f"{RETRIEVAL_DATA}/{RET.val}.csv",
+        model=RETRIEVAL_MODEL,
     output:
         metrics=report(
-            "results/retrieval/val_metrics.json",
+            f"{RETRIEVAL_DIR}/val_metrics.json",
             category="Validation metrics",
             labels={"track": "retrieval", "file": "val mAP@10 and recall"},
             caption="../report/retrieval_metrics.rst",
         ),
         per_kind=report(
-            "results/retrieval/val_metrics_per_kind.json",
+            f"{RETRIEVAL_DIR}/val_metrics_per_kind.json",
             category="Validation metrics",
             labels={"track": "retrieval", "file": "per kind, before/after"},
             caption="../report/retrieval_per_kind.rst",
         ),
-        rerank="results/retrieval/rerank.json",
-        rankings=f"results/retrieval/{RETRIEVAL_VAL}_rankings.csv",
+        rerank=f"{RETRIEVAL_DIR}/rerank.json",
+        rankings=paths.rankings(RET.val),
     log:
         "logs/evaluate_retrieval.log",
     benchmark:
@@ -67,24 +59,24 @@ rule evaluate_retrieval:
     resources:
         mem_mb=8000,
     params:
-        split=RETRIEVAL_VAL,
-        model=RETRIEVAL.model.to_dict(),
-        eval=RETRIEVAL.eval.to_dict(),
-        seed=RETRIEVAL.train.seed,
-        device=RETRIEVAL.device,
+        split=RET.val,
+        model=SETTINGS.retrieval.model.to_dict(),
+        eval=SETTINGS.retrieval.eval.to_dict(),
+        seed=SETTINGS.retrieval.train.seed,
+        device=SETTINGS.retrieval.device,
     script:
         "../scripts/evaluate_retrieval.py"
 
 
 rule predict_retrieval:
     input:
-        manifest="results/data/retrieval/manifest.json",
-        images="results/data/retrieval/test_images.csv",
-        queries="results/data/retrieval/test_queries.csv",
-        model="results/retrieval/model.pt",
-        rerank="results/retrieval/rerank.json",
+        manifest=RETRIEVAL_MANIFEST,
+        images=f"{RETRIEVAL_DATA}/test_images.csv",
+        queries=f"{RETRIEVAL_DATA}/test_queries.csv",
+        model=RETRIEVAL_MODEL,
+        rerank=f"{RETRIEVAL_DIR}/rerank.json",
     output:
-        rankings="results/retrieval/test_rankings.csv",
+        rankings=paths.rankings("test"),
     log:
         "logs/predict_retrieval.log",
     benchmark:
@@ -95,7 +87,7 @@ rule predict_retrieval:
     resources:
         mem_mb=8000,
     params:
-        eval=RETRIEVAL.eval.to_dict(),
-        device=RETRIEVAL.device,
+        eval=SETTINGS.retrieval.eval.to_dict(),
+        device=SETTINGS.retrieval.device,
     script:
         "../scripts/predict_retrieval.py"

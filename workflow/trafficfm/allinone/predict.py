@@ -73,6 +73,14 @@ def predict(model_path: str | Path, dataset_dir: str | Path, out_dir: str | Path
                       "seconds": round(time.perf_counter() - t0, 2)}
 
     t0 = time.perf_counter()
+    summary["seg"] = {"images": _predict_seg(model, data, split, out_dir, dev, cfg, precision, soft_dir),
+                      "seconds": round(time.perf_counter() - t0, 2)}
+    log.info("predictions of %s written to %s: %s", split, out_dir, summary)
+    return summary
+
+
+def _predict_seg(model, data: Dataset, split: str, out_dir: Path, dev, cfg, precision: str, soft_dir) -> int:
+    """Label maps of the split into ``<out_dir>/seg_<split>/`` (a complete folder or none)."""
     seg = data.table(f"seg_{split}")
     names = [Path(p).stem for p in seg["image"]]
     if len(set(names)) != len(names):
@@ -93,6 +101,4 @@ def predict(model_path: str | Path, dataset_dir: str | Path, out_dir: str | Path
         tmp.rename(final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    summary["seg"] = {"images": len(seg), "seconds": round(time.perf_counter() - t0, 2)}
-    log.info("predictions of %s written to %s: %s", split, out_dir, summary)
-    return summary
+    return len(seg)

@@ -112,22 +112,35 @@ def convert_det_split(root: Path, base: str, split: str, layout: dict, categorie
     json_path = root / base / layout["det_json"].format(split=split)
     image_dir = root / base / layout["det_images"].format(split=split)
     shown = _rel(json_path, root)
+    coco = _read_coco(json_path, shown, errors)
+    if coco is None:
+        return {"images": [], "annotations": [], "categories": categories}
+    images = _det_images(coco["images"], image_dir, root, shown, errors)
+    annotations = _det_annotations(coco["annotations"], images, {c["id"] for c in categories}, shown, errors)
+    return {"images": list(images.values()), "annotations": annotations, "categories": categories}
+
+
+def _read_coco(json_path: Path, shown: str, errors: ErrorCollector) -> dict | None:
+    """The COCO file's content, or None (the problem recorded) when it cannot be used."""
     try:
         coco = json.loads(json_path.read_bytes())
     except FileNotFoundError:
         errors.add(shown, "file", "missing")
-        return {"images": [], "annotations": [], "categories": categories}
+        return None
     except json.JSONDecodeError as error:
         errors.add(shown, f"line {error.lineno} column {error.colno}", f"invalid JSON: {error.msg}")
-        return {"images": [], "annotations": [], "categories": categories}
+        return None
     for key in ("images", "annotations"):
         if not isinstance(coco.get(key), list):
             errors.add(shown, key, f"'{key}' must be a list")
-            return {"images": [], "annotations": [], "categories": categories}
+            return None
+    return coco
 
-    valid_ids = {c["id"] for c in categories}
-    records, seen_ids = [], set()
-    for index, record in enumerate(coco["images"]):
+
+def _det_images(records: list, image_dir: Path, root: Path, shown: str, errors: ErrorCollector) -> dict:
+    """Image id -> canonical image record, for the records whose file exists with the stated size."""
+    usable, seen_ids = [], set()
+    for index, record in enumerate(records):
         where = f"images[{index}]"
         missing = [k for k in ("file_name", "id", "width", "height") if k not in record]
         if missing:
@@ -136,11 +149,11 @@ def convert_det_split(root: Path, base: str, split: str, layout: dict, categorie
         if record["id"] in seen_ids:
             errors.add(shown, f"{where} (id={record['id']})", "duplicate image id")
             continue
-        records.append((index, record))
+        usable.append((index, record))
         seen_ids.add(record["id"])
-    probes = probe_many([image_dir / r["file_name"] for _, r in records])
+    probes = probe_many([image_dir / r["file_name"] for _, r in usable])
     images = {}
-    for (index, record), size in zip(records, probes):
+    for (index, record), size in zip(usable, probes):
         where = f"images[{index}] (id={record['id']}, {record['file_name']})"
         if isinstance(size, str):
             errors.add(shown, where, size)
@@ -149,15 +162,15 @@ def convert_det_split(root: Path, base: str, split: str, layout: dict, categorie
             errors.add(shown, where, f"width/height {record['width']}x{record['height']} do not match "
                                      f"the image's {size[0]}x{size[1]}")
             continue
-        images[record["id"]] = {
-            "id": record["id"],
-            "file_name": _rel(image_dir / record["file_name"], root),
-            "width": size[0],
-            "height": size[1],
-        }
+        images[record["id"]] = {"id": record["id"], "file_name": _rel(image_dir / record["file_name"], root),
+                                "width": size[0], "height": size[1]}
+    return images
 
+
+def _det_annotations(records: list, images: dict, valid_ids: set, shown: str, errors: ErrorCollector) -> list:
+    """The valid annotations, boxes clipped to their image (within the rounding tolerance)."""
     annotations, seen = [], set()
-    for index, ann in enumerate(coco["annotations"]):
+    for index, ann in enumerate(records):
         where = f"annotations[{index}] (id={ann.get('id')})"
         missing = [k for k in ("id", "image_id", "category_id", "bbox") if k not in ann]
         if missing:
@@ -184,15 +197,9 @@ def convert_det_split(root: Path, base: str, split: str, layout: dict, categorie
         x1, y1 = min(x + w, image["width"]), min(y + h, image["height"])
         box = [x0, y0, x1 - x0, y1 - y0]
         seen.add(ann["id"])
-        annotations.append({
-            "id": ann["id"],
-            "image_id": ann["image_id"],
-            "category_id": ann["category_id"],
-            "bbox": box,
-            "area": box[2] * box[3],
-            "iscrowd": 0,
-        })
-    return {"images": list(images.values()), "annotations": annotations, "categories": categories}
+        annotations.append({"id": ann["id"], "image_id": ann["image_id"], "category_id": ann["category_id"],
+                            "bbox": box, "area": box[2] * box[3], "iscrowd": 0})
+    return annotations
 
 
 def convert_det_test(root: Path, base: str, layout: dict, categories: list[dict],

@@ -107,12 +107,7 @@ def evaluate(
     frame = load_pairs(dataset_dir, split)
     if frame.empty:
         raise ValueError(f"{dataset_dir}/{split}.csv has no pairs: nothing to validate on")
-    lines = validation_queries(frame, "line")
-    scored = np.ones(len(lines), dtype=bool)
-    if cfg["val_queries"] == "caption":
-        scored = ~lines.duplicated(["text", "attribute"]).to_numpy()
-    elif cfg["val_queries"] != "line":
-        raise ValueError(f"val_queries must be 'line' or 'caption', got {cfg['val_queries']!r}")
+    lines, scored = _scored_lines(frame, cfg["val_queries"])
     queries = lines[scored].reset_index(drop=True)
     codec = AttributeCodec()
     gallery_kinds = kind_codes(frame["kind"].tolist())
@@ -138,28 +133,33 @@ def evaluate(
                              float(cfg["rerank_min_gain"]))
     after = measure(texts, images, decision["method"]) if decision["kept"] else plain
 
-    overall = after["overall"]
-    metrics = {
-        "map10": overall["map10"],
-        "map10_before": before["overall"]["map10"],
-        "recall@1": overall["recall@1"],
-        "recall@5": overall["recall@5"],
-        "recall@10": overall["recall@10"],
-    }
-    per_kind = {
-        "queries": cfg["val_queries"],
-        "gallery_images": len(frame),
-        "rerank": decision["method"],
-        "after": after,
-        "after_no_rerank": plain,
-        "before": before,
-    }
     decision["split"] = split
     if rankings_out:
         top = rank(texts, images, gallery_kinds, decision["method"], k=k, chunk=chunk).numpy()
         names = [PurePosixPath(p).name for p in frame["image"]]
-        table = rankings_frame(lines.assign(query=np.arange(len(lines))), names, top)
-        atomic.write_csv(rankings_out, table)
+        atomic.write_csv(rankings_out, rankings_frame(lines.assign(query=np.arange(len(lines))), names, top))
+    return _write_results(before, plain, after, decision, cfg["val_queries"], len(frame),
+                          metrics_out, per_kind_out, rerank_out)
+
+
+def _scored_lines(frame: pd.DataFrame, mode: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """Every label line as a query, and which of them are scored (``val_queries``: line = all,
+    caption = the first of each distinct (caption, attribute))."""
+    lines = validation_queries(frame, "line")
+    if mode == "caption":
+        return lines, ~lines.duplicated(["text", "attribute"]).to_numpy()
+    if mode != "line":
+        raise ValueError(f"val_queries must be 'line' or 'caption', got {mode!r}")
+    return lines, np.ones(len(lines), dtype=bool)
+
+
+def _write_results(before: dict, plain: dict, after: dict, decision: dict, mode: str, gallery: int,
+                   metrics_out, per_kind_out, rerank_out) -> dict:
+    overall = after["overall"]
+    metrics = {"map10": overall["map10"], "map10_before": before["overall"]["map10"],
+               "recall@1": overall["recall@1"], "recall@5": overall["recall@5"], "recall@10": overall["recall@10"]}
+    per_kind = {"queries": mode, "gallery_images": gallery, "rerank": decision["method"], "after": after,
+                "after_no_rerank": plain, "before": before}
     atomic.write_json(per_kind_out, per_kind)
     atomic.write_json(rerank_out, decision)
     atomic.write_json(metrics_out, metrics)

@@ -69,9 +69,29 @@ def make_canonical(out_dir: str | Path, vehicles: int = 48, pedestrians: int = 4
     canonical dataset directory.
     """
     out_dir = Path(out_dir)
-    root = out_dir / "release"
+    root, canonical = out_dir / "release", out_dir / "retrieval"
     rng = np.random.default_rng(seed)
     splits = splits or {"train": 0.75, "val": 0.25}
+    vehicle_attrs, ped_vectors = _attribute_pools(rng)
+    records = _records(vehicles, pedestrians, vehicle_attrs, ped_vectors, duplicate_captions, rng)
+    order = rng.permutation(len(records))
+    bounds = np.cumsum([0] + [round(f * len(records)) for f in splits.values()])
+    bounds[-1] = len(records)
+    canonical.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for (split, _), lo, hi in zip(splits.items(), bounds[:-1], bounds[1:]):
+        chosen = sorted(order[lo:hi], key=lambda j: (records[j][0] != "vehicle", j))  # vehicles first
+        counts[split] = {"pairs": _write_split(root, canonical, split, [records[j] for j in chosen])}
+    counts["test"] = _write_test(root, canonical, test_images, test_queries, vehicle_attrs, ped_vectors, rng)
+    manifest = {"track": "retrieval", "root": str(root.resolve()), "splits": list(splits),
+                "pedestrian_attributes": PEDESTRIAN_ATTRIBUTE_COUNT, "counts": counts, "warnings": []}
+    (canonical / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return canonical
+
+
+def _attribute_pools(rng) -> tuple[list, list]:
+    """Vehicle (colour, type, brand) triples and pedestrian vectors, some supersets of others so
+    that attribute inclusion occurs."""
     vehicle_attrs = [(c, t, b) for c in list(COLOURS)[:4] for t in TYPES[:3] for b in BRANDS][:12]
     base_vectors = []
     for _ in range(6):
@@ -79,46 +99,46 @@ def make_canonical(out_dir: str | Path, vehicles: int = 48, pedestrians: int = 4
         for bit in rng.choice(np.arange(1, PEDESTRIAN_ATTRIBUTE_COUNT), size=2, replace=False):
             v[bit] = 1
         base_vectors.append(tuple(v))
-    # supersets of the base vectors, so that attribute inclusion occurs
     ped_vectors = list(base_vectors)
     for v in base_vectors[:3]:
         w = list(v)
         w[int(rng.choice([i for i in range(1, PEDESTRIAN_ATTRIBUTE_COUNT) if not v[i]]))] = 1
         ped_vectors.append(tuple(w))
+    return vehicle_attrs, ped_vectors
 
+
+def _records(vehicles: int, pedestrians: int, vehicle_attrs, ped_vectors, duplicate_captions: bool, rng) -> list:
+    """(kind, name, attribute, caption, image) of every labelled pair."""
     records = []
     for i in range(vehicles):
         colour, vtype, brand = vehicle_attrs[int(rng.integers(len(vehicle_attrs)))]
         attribute = f"A {colour} {brand} {vtype}."
         caption = f"This is a {colour} {brand} {vtype}." if duplicate_captions or i % 2 else \
             f"A {colour} {vtype} made by {brand}."
-        records.append(("vehicle", f"v{i:05d}.jpg", attribute, caption,
-                        _vehicle_image(colour, vtype, brand, rng)))
+        records.append(("vehicle", f"v{i:05d}.jpg", attribute, caption, _vehicle_image(colour, vtype, brand, rng)))
     for i in range(pedestrians):
         vector = ped_vectors[int(rng.integers(len(ped_vectors)))]
-        attribute = ",".join(map(str, vector))
-        records.append(("pedestrian", f"{i:06d}", attribute, _pedestrian_caption(vector),
+        records.append(("pedestrian", f"{i:06d}", ",".join(map(str, vector)), _pedestrian_caption(vector),
                         _pedestrian_image(vector, rng)))
-    order = rng.permutation(len(records))
-    bounds = np.cumsum([0] + [round(f * len(records)) for f in splits.values()])
-    bounds[-1] = len(records)
-    canonical = out_dir / "retrieval"
-    canonical.mkdir(parents=True, exist_ok=True)
-    counts = {}
-    for (split, _), lo, hi in zip(splits.items(), bounds[:-1], bounds[1:]):
-        chosen = sorted(order[lo:hi], key=lambda j: (records[j][0] != "vehicle", j))  # vehicles first
-        folder = root / split / f"{split}_images"
-        folder.mkdir(parents=True, exist_ok=True)
-        rows = []
-        for j in chosen:
-            kind, name, attribute, caption, image = records[j]
-            file_name = name if name.endswith(".jpg") else f"{name}.jpg"
-            image.save(folder / file_name, quality=95)
-            rows.append((f"{split}/{split}_images/{file_name}", name, kind, attribute, caption))
-        pd.DataFrame(rows, columns=["image", "name", "kind", "attribute", "caption"]).to_csv(
-            canonical / f"{split}.csv", index=False)
-        counts[split] = {"pairs": len(rows)}
-    # test: fresh images and queries drawn from the same generators
+    return records
+
+
+def _write_split(root: Path, canonical: Path, split: str, records: list) -> int:
+    folder = root / split / f"{split}_images"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for kind, name, attribute, caption, image in records:
+        file_name = name if name.endswith(".jpg") else f"{name}.jpg"
+        image.save(folder / file_name, quality=95)
+        rows.append((f"{split}/{split}_images/{file_name}", name, kind, attribute, caption))
+    pd.DataFrame(rows, columns=["image", "name", "kind", "attribute", "caption"]).to_csv(
+        canonical / f"{split}.csv", index=False)
+    return len(rows)
+
+
+def _write_test(root: Path, canonical: Path, test_images: int, test_queries: int, vehicle_attrs, ped_vectors,
+                rng) -> dict:
+    """Fresh test images and queries drawn from the same generators."""
     folder = root / "test" / "test_images"
     folder.mkdir(parents=True, exist_ok=True)
     names = []
@@ -142,8 +162,4 @@ def make_canonical(out_dir: str | Path, vehicles: int = 48, pedestrians: int = 4
         else:
             texts.append(_pedestrian_caption(ped_vectors[int(rng.integers(len(ped_vectors)))]))
     pd.DataFrame({"query": range(len(texts)), "text": texts}).to_csv(canonical / "test_queries.csv", index=False)
-    counts["test"] = {"images": len(names), "queries": len(texts)}
-    manifest = {"track": "retrieval", "root": str(root.resolve()), "splits": list(splits),
-                "pedestrian_attributes": PEDESTRIAN_ATTRIBUTE_COUNT, "counts": counts, "warnings": []}
-    (canonical / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    return canonical
+    return {"images": len(names), "queries": len(texts)}

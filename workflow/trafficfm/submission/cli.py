@@ -18,11 +18,11 @@ import sys
 from pathlib import Path
 
 from .. import atomic
+from ..paths import TRACK_DATA
 from .reference import AllInOneReference, RetrievalReference
 from .validate import validate_allinone_file, validate_retrieval_file
 
 EXIT_VALID, EXIT_INVALID, EXIT_ERROR = 0, 1, 2
-DEFAULT_DATA = {"allinone": "results/data/allinone", "retrieval": "results/data/retrieval"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,8 +36,8 @@ def _parser() -> argparse.ArgumentParser:
                              ("retrieval", "the retrieval JSON (results)")):
         sub = tracks.add_parser(track, help=help_text, description=f"Validate {help_text}.")
         sub.add_argument("submission", type=Path, help="the submission JSON or the zip holding it")
-        sub.add_argument("--data", type=Path, default=Path(DEFAULT_DATA[track]),
-                         help=f"canonical {track} dataset folder (default: {DEFAULT_DATA[track]})")
+        sub.add_argument("--data", type=Path, default=Path(TRACK_DATA[track]),
+                         help=f"canonical {track} dataset folder (default: {TRACK_DATA[track]})")
         sub.add_argument("--split", default="test",
                          help="split the submission answers (default: test; a labelled split such as val "
                               "can also be scored)")
