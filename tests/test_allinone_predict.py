@@ -134,3 +134,15 @@ def test_flip_averaging_is_mirror_equivariant(trained):
     once, = segment_images(model, [img], torch.device("cpu"), once_cfg, "fp32")
     once_mirrored, = segment_images(model, [np.ascontiguousarray(img[:, ::-1])], torch.device("cpu"), once_cfg, "fp32")
     assert not np.array_equal(once[:, ::-1], once_mirrored)  # without it the model is not symmetric
+
+
+def test_coco_results_drop_boxes_without_width_or_height():
+    import numpy as np
+
+    from trafficfm.allinone.inference import coco_results
+
+    det = {"boxes": np.array([[10.0, 10.0, 20.0, 30.0], [278.671, 300.79, 278.672, 301.34], [5.0, 5.0, 9.0, 5.001]]),
+           "scores": np.array([0.9, 0.8, 0.7]), "labels": np.array([0, 1, 2])}
+    out = coco_results(7, det, [3, 4, 5])
+    assert [r["bbox"] for r in out] == [[10.0, 10.0, 10.0, 20.0]]  # the other two round to w or h 0
+    assert out[0]["category_id"] == 3 and out[0]["image_id"] == 7

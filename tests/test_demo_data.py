@@ -18,7 +18,7 @@ from trafficfm.config import ConfigError, load
 from trafficfm.data.demo import retrieval as demo_retrieval
 
 TINY = {
-    "seed": 5,
+    "seed": 5, "profile": "demo",
     "cls_classes": 6, "cls_train": 10, "cls_val": 6, "cls_test": 4,
     "det_train": 8, "det_val": 4, "det_test": 4, "det_size": [192, 320],
     "seg_train": 6, "seg_val": 4, "seg_test": 3, "seg_size": [128, 72],

@@ -8,6 +8,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from trafficfm import paths
 from trafficfm.config import settings_of
+from trafficfm.data.demo import label_space
 from trafficfm.data.source import plan_release
 from trafficfm.paths import (
     ALLINONE_CHECKPOINTS,
@@ -67,7 +68,7 @@ def num_cls_classes():
     value = SETTINGS.data.cls_num_classes
     if value:
         return value
-    return SETTINGS.data.demo.cls_classes if PLAN.source == "demo" else 196
+    return label_space(SETTINGS.data.demo) if PLAN.source == "demo" else 196
 
 
 def allinone_split_tables(split):

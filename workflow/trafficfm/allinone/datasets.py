@@ -158,6 +158,16 @@ def seg_class_weights(dataset: "SegDataset", num_classes: int, power: float, max
     return np.clip(w, *clip).astype(np.float32)
 
 
+def label_counts(datasets: dict, num_classes: dict[str, int]) -> dict[str, np.ndarray]:
+    """Training label counts of the classifier heads: ``cls`` per class, ``refine`` per sign
+    category plus background (last; as many as signs, since half the refinement patches are
+    background)."""
+    cls = np.bincount(np.asarray(datasets["cls"].labels, dtype=np.int64), minlength=num_classes["cls"])
+    det = np.bincount(np.concatenate([np.zeros(0, np.int64)] + list(datasets["det"].labels)),
+                      minlength=num_classes["det"])
+    return {"cls": cls, "refine": np.append(det, max(1, int(det.sum())))}
+
+
 def collate_cls(batch):
     return torch.stack([b[0] for b in batch]), torch.tensor([b[1] for b in batch], dtype=torch.long)
 

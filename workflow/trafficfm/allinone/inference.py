@@ -117,15 +117,16 @@ def detect_image(model: AllInOneModel, img: np.ndarray, device: torch.device, cf
 
 
 def coco_results(image_id: int, det: dict[str, np.ndarray], category_ids: list[int]) -> list[dict]:
-    """COCO result records (``bbox`` = [x, y, w, h], rounded to 0.01 px) of one image."""
+    """COCO result records (``bbox`` = [x, y, w, h], rounded to 0.01 px) of one image; boxes that
+    round to no width or height (a barely trained model's, or clipped at the border) are dropped,
+    as the organisers' format rejects them."""
     out = []
     for (x1, y1, x2, y2), s, lab in zip(det["boxes"], det["scores"], det["labels"]):
-        out.append({
-            "image_id": int(image_id),
-            "category_id": int(category_ids[int(lab)]),
-            "bbox": [round(float(x1), 2), round(float(y1), 2), round(float(x2 - x1), 2), round(float(y2 - y1), 2)],
-            "score": round(float(s), 5),
-        })
+        bbox = [round(float(x1), 2), round(float(y1), 2), round(float(x2 - x1), 2), round(float(y2 - y1), 2)]
+        if bbox[2] <= 0 or bbox[3] <= 0:
+            continue
+        out.append({"image_id": int(image_id), "category_id": int(category_ids[int(lab)]), "bbox": bbox,
+                    "score": round(float(s), 5)})
     return out
 
 

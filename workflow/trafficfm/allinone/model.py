@@ -57,6 +57,23 @@ class ClsHead(nn.Module):
         x = self.proj(x).mean(dim=(2, 3))
         return self.fc(self.dropout(x))
 
+    @torch.no_grad()
+    def set_prior(self, counts, floor: float = 1e-4) -> None:
+        """Start the classifier at the training label prior for every image: zero weights, bias =
+        log(frequency), classes that never occur at log(``floor``).
+
+        From a random start the quickest loss the head can win is not discrimination but removing
+        its own random logits: pushing ~190 absent classes of a 196-way head down, and flattening
+        the logits' spread across images towards the prior. Both pushes run back through the
+        head's ReLUs into the shared backbone, faster than any class signal: units die, the
+        features flatten and, for some seeds and for many fine-grained classes, the head stalls at
+        chance for good (``cls_alive`` / ``cls_spread`` in the training log). Started at the prior,
+        there is nothing to remove and the first gradient the features get is the class signal."""
+        freq = torch.as_tensor(counts, dtype=torch.float64)
+        freq = freq / freq.sum().clamp(min=1)
+        self.fc.weight.zero_()
+        self.fc.bias.copy_(torch.log(freq.clamp(min=floor)).to(self.fc.bias.dtype))
+
 
 class SegHead(nn.Module):
     """Semantic FPN: every pyramid level -> conv, upsampled to stride 4 and summed, fused, classified;
@@ -107,6 +124,12 @@ class AllInOneModel(nn.Module):
         self.size_divisor = max(STRIDES)
         # per-class weights of the segmentation loss (training only; set by the training loop)
         self.register_buffer("seg_class_weights", torch.ones(num_classes["seg"]), persistent=False)
+
+    def set_class_priors(self, counts: dict) -> None:
+        """Start the softmax heads at the training label frequencies (see :meth:`ClsHead.set_prior`)."""
+        self.cls_head.set_prior(counts["cls"])
+        if self.refine_head is not None:
+            self.refine_head.set_prior(counts["refine"])
 
     # ------------------------------------------------------------------ pieces
     def normalize(self, images: Tensor) -> Tensor:

@@ -30,45 +30,13 @@ from ..data.canonical import Dataset
 from ..distributed import DistInfo
 from ..engine import Hooks, Trainer, TrainState, param_groups, result_settings
 from ..seeding import seed_everything
-from .datasets import COLLATE, ClsDataset, DetDataset, SegDataset, StepBatchSampler, seg_class_weights
+from . import recipe
+from .datasets import COLLATE, ClsDataset, DetDataset, SegDataset, StepBatchSampler, label_counts, seg_class_weights
+from .diagnostics import Diagnostics, plot_history
 from .evaluate import splits_of, validate
 from .model import TASKS, AllInOneModel
 
 log = logging.getLogger(__name__)
-
-
-# ---------------------------------------------------------------------------------------------- plot
-def plot_history(history: list[dict], path: str | Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    train = [h for h in history if "lr" in h]
-    evals = [h for h in history if "val" in h]
-    fig, axes = plt.subplots(1, 3 if evals else 2, figsize=(15 if evals else 10, 4))
-    ax = axes[0]
-    keys = sorted({k for h in train for k in h if k not in ("step", "lr", "time_s", "images_per_s", "seconds")})
-    for k in keys:
-        ax.plot([h["step"] for h in train if k in h], [h[k] for h in train if k in h], label=k)
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_title("training loss per task")
-    ax.legend(fontsize=8)
-    axes[1].plot([h["step"] for h in train], [h["lr"] for h in train])
-    axes[1].set_title("learning rate (head groups)")
-    axes[1].set_xlabel("step")
-    if evals:
-        for k in ("top1", "map50", "miou", "score"):
-            axes[2].plot([h["step"] for h in evals], [h["val"][k] for h in evals], marker="o", label=k)
-        axes[2].set_ylim(0, 1)
-        axes[2].set_title("validation (subset) metrics")
-        axes[2].set_xlabel("step")
-        axes[2].legend(fontsize=8)
-    fig.tight_layout()
-    with atomic.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
 
 
 # ---------------------------------------------------------------------------------------------- train
@@ -126,27 +94,39 @@ def train(dataset_dir: str | Path, model_path: str | Path, checkpoint_dir: str |
     splits = splits_of(data)
     num_classes = {"cls": len(data.manifest["cls_classes"]), "det": len(data.manifest["det_categories"]),
                    "seg": len(data.manifest["seg_classes"])}
-    trainer = Trainer(cfg["train"], device=cfg["device"], precision=cfg["precision"], checkpoint_dir=checkpoint_dir,
-                      settings=result_settings(cfg["train"], seed=cfg["seed"], model=cfg["model"],
-                                               precision=cfg["precision"], splits=splits, manifest=data.manifest))
+    tcfg = cfg["train"]
+    # the validation points choose the kept weights, so with keep_best they change the result
+    selection = {k: tcfg[k] for k in ("keep_best", "eval_every", "eval_limit")} if tcfg["keep_best"] else {}
+    trainer = Trainer(tcfg, device=cfg["device"], precision=cfg["precision"], checkpoint_dir=checkpoint_dir,
+                      settings=result_settings(tcfg, seed=cfg["seed"], model=cfg["model"], precision=cfg["precision"],
+                                               splits=splits, manifest=data.manifest, selection=selection))
     seed_everything(int(cfg["seed"]))
     model = AllInOneModel(cfg["model"], num_classes).to(trainer.device).to(memory_format=torch.channels_last)
     lr = float(cfg["train"]["lr"])
     groups = param_groups(model, lambda name: "backbone" if name.startswith("backbone.") else "heads",
                           {"heads": lr, "backbone": lr * float(cfg["train"]["backbone_lr_scale"])},
                           float(cfg["train"]["weight_decay"]))
-    state = trainer.prepare(model, groups, int(cfg["train"]["steps"]), stop_after=stop_after, hooks=hooks,
+    total = recipe.schedule_steps(tcfg, recipe.train_sizes(data.manifest, splits["train"]))
+    hooks = hooks or Hooks()
+    state = trainer.prepare(model, groups, total, stop_after=stop_after, hooks=hooks,
                             wrap=(model, {"find_unused_parameters": True, **_no_buffer_sync()}))
     step = JointStep(state, data, splits["train"], cfg)
+    Diagnostics(model, step.shared_params(), step.label_counts, int(tcfg["log_every"])).attach(hooks)
+    points = recipe.ValidationPoints(lambda s: _peek(s, data, splits["val"], cfg), checkpoint_dir,
+                                     trainer.fingerprint, bool(tcfg["keep_best"]), state.dist.is_main)
+    points.attach(hooks)
     started = state.step
-    finished = trainer.run(state, step, evaluate=lambda s: _peek(s, data, splits["val"], cfg),
-                           eval_every=int(cfg["train"]["eval_every"]))
-    summary = {"start_step": started, "stop_step": state.stop, "total_steps": state.total, "finished": finished,
-               "history_tail": state.history[-1] if state.history else {}}
+    finished = trainer.run(state, step, evaluate=points.evaluate, eval_every=int(tcfg["eval_every"]))
+    summary = {"start_step": started, "stop_step": state.stop, "total_steps": state.total, "finished": finished}
     if not finished:
         log.info("stopped after step %d of %d (checkpoints kept in %s)", state.stop, state.total, checkpoint_dir)
     elif state.dist.is_main:
-        _export(state, cfg, data, num_classes, trainer.fingerprint, model_path, curve_path, history_path)
+        if tcfg["eval_every"]:
+            points.final(state)  # the last step is always a validation point
+        summary.update(points.finish(state, float(tcfg["improving_delta"])))
+        _export(state, cfg, data, num_classes, trainer.fingerprint, model_path, curve_path, history_path,
+                summary["kept_step"])
+    summary["history_tail"] = state.history[-1] if state.history else {}
     return summary
 
 
@@ -163,11 +143,17 @@ class JointStep:
         weights = seg_class_weights(datasets["seg"], model.num_classes["seg"], float(self.tasks["seg"]["class_weight_power"]))
         model.seg_class_weights.copy_(torch.from_numpy(weights))
         log.info("segmentation class weights: %s", np.round(weights, 2).tolist())
+        self.label_counts = label_counts(datasets, model.num_classes)
+        if state.step == 0 and tcfg["class_prior"]:
+            model.set_class_priors(self.label_counts)
         self.iters = {t: iter(loaders[t]) for t in TASKS}
         self.params = state.trainable()
         shared = {id(p) for p in model.shared_parameters()}
         self.shared = [i for i, p in enumerate(self.params) if id(p) in shared]
         model.train()
+
+    def shared_params(self) -> list[torch.nn.Parameter]:
+        return [self.params[i] for i in self.shared]
 
     def __call__(self, state: TrainState) -> dict:
         batches = {t: _to_device(next(self.iters[t]), state.device) for t in TASKS}
@@ -202,18 +188,19 @@ class JointStep:
             hook(state, task, grads)
 
 
-def _peek(state: TrainState, data: Dataset, split: str, cfg) -> dict:
-    """Validation on the first ``eval_limit`` images per task, during training."""
+def _peek(state: TrainState, data: Dataset, split: str, cfg):
+    """Validation on the first ``eval_limit`` images per task, during training: metrics and
+    per-class tables."""
     state.model.eval()
     blob = {"input": {"cls_size": cfg["train"]["tasks"]["cls"]["size"]}, "class_names": _class_names(data)}
-    metrics, _ = validate(state.model, blob, data, split, state.device, cfg["inference"],
-                          limit=int(cfg["train"]["eval_limit"]), precision=state.precision)
+    out = validate(state.model, blob, data, split, state.device, cfg["inference"],
+                   limit=int(cfg["train"]["eval_limit"]), precision=state.precision)
     state.model.train()
-    return metrics
+    return out
 
 
 def _export(state: TrainState, cfg, data: Dataset, num_classes: dict, fingerprint: str | None, model_path,
-            curve_path, history_path) -> None:
+            curve_path, history_path, kept_step: int) -> None:
     """The trained model (weights and the settings that rebuild it), its history and curve."""
     final = {
         "model_cfg": {**cfg["model"].to_dict(), "pretrained": None},
@@ -223,6 +210,7 @@ def _export(state: TrainState, cfg, data: Dataset, num_classes: dict, fingerprin
         "state_dict": state.model.state_dict(),
         "fingerprint": fingerprint,
         "steps": state.total,
+        "kept_step": kept_step,
     }
     with atomic.atomic_path(model_path) as tmp:
         torch.save(final, tmp)

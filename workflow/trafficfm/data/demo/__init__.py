@@ -8,10 +8,10 @@ the pipeline then fetches through ``file://`` URLs like real data.
 Modules: ``draw`` (shared drawing helpers), ``classification`` (car models), ``signs`` and
 ``detection`` (street views with traffic signs), ``segmentation`` (street scenes with label
 maps), ``vehicles``, ``pedestrians`` and ``retrieval`` (crops, attributes, captions, queries),
-``release`` (orchestration, quirks of the raw text files, archives).
+``hard`` (the ``hard`` profile: the real datasets' difficulties), ``release`` (orchestration, quirks of the raw text files, archives).
 """
 
 from .pedestrians import PEDESTRIAN_ATTRIBUTES
-from .release import archive_folders, make_demo_release, pack_archives
+from .release import archive_folders, label_space, make_demo_release, pack_archives
 
-__all__ = ["PEDESTRIAN_ATTRIBUTES", "archive_folders", "make_demo_release", "pack_archives"]
+__all__ = ["PEDESTRIAN_ATTRIBUTES", "archive_folders", "label_space", "make_demo_release", "pack_archives"]

@@ -126,8 +126,12 @@ def _outline(p: dict) -> tuple[list, list, float]:
     return body, win, yr
 
 
-def draw_car(p: dict, paint: np.ndarray, px: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Render a car facing right, ``px`` pixels per car unit: (rgb uint8, alpha uint8) canvases."""
+def draw_car(p: dict, paint: np.ndarray, px: float, rng: np.random.Generator,
+             details: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Render a car facing right, ``px`` pixels per car unit: (rgb uint8, alpha uint8) canvases.
+
+    ``details`` (the hard profile) fixes what tells close models apart: ``wheel`` = (spokes, rim
+    colour, rim radius fraction) instead of a random style, and ``spoiler`` (a rear wing)."""
     body, win, yr = _outline(p)
     m = 0.03
     W = int(math.ceil((p["length"] + 2 * m) * px))
@@ -188,20 +192,43 @@ def draw_car(p: dict, paint: np.ndarray, px: float, rng: np.random.Generator) ->
     bump = (40, 40, 42) if rng.random() < 0.6 else paint * 0.8
     draw.rect(rgb, *tp([(0.0, p["clearance"] + 0.045)])[0], *tp([(L, p["clearance"] + 0.005)])[0], bump)
     draw.poly(rgb, tp([(win[3][0] - 0.01, yw + 0.005), (win[3][0] + 0.025, yw + 0.01), (win[3][0] + 0.02, yw + 0.04), (win[3][0] - 0.005, yw + 0.035)]), paint * 0.8)
+    if details and details.get("spoiler"):
+        _spoiler(rgb, alpha, p, tp)
     # Wheels: arch, tyre, rim, hub, spokes.
     spokes = int(rng.integers(4, 7))
     rot = rng.uniform(0, 2 * math.pi)
+    wheel = details.get("wheel") if details else None
     for xw in (xr_w, xf_w):
         c = tp([(xw, wheel_r)])[0]
         draw.circle(rgb, c, wheel_r * px * 1.12, (22, 22, 24))
         draw.circle(rgb, c, wheel_r * px, (30, 30, 32))
         rim = rng.uniform(150, 210)
-        draw.circle(rgb, c, wheel_r * px * 0.6, (rim, rim, rim + 5))
+        rim_rgb, rim_r = (rim, rim, rim + 5), 0.6
+        if wheel is not None:
+            spokes, rim_rgb, rim_r = wheel
+        draw.circle(rgb, c, wheel_r * px * rim_r, rim_rgb)
+        spoke_rgb, spoke = ((90, 90, 95), 0.55) if wheel is None else (tuple(0.45 * v for v in rim_rgb), rim_r * 0.92)
         for k in range(spokes):
             a = rot + 2 * math.pi * k / spokes
-            draw.line(rgb, c, (c[0] + math.cos(a) * wheel_r * px * 0.55, c[1] + math.sin(a) * wheel_r * px * 0.55), (90, 90, 95), max(1, wheel_r * px * 0.1))
+            draw.line(rgb, c, (c[0] + math.cos(a) * wheel_r * px * spoke, c[1] + math.sin(a) * wheel_r * px * spoke), spoke_rgb, max(1, wheel_r * px * 0.1))
         draw.circle(rgb, c, wheel_r * px * 0.15, (60, 60, 64))
     return draw.to_uint8(rgb), alpha
+
+
+def _spoiler(rgb: np.ndarray, alpha: np.ndarray, p: dict, tp) -> None:
+    """A dark rear wing: on the boot lid of cars with a boot, else at the back of the roof."""
+    yw = p["clearance"] + p["body_h"]
+    yr = yw + p["roof_h"]
+    if p["trunk"] >= 0.06:
+        x0, x1, y = 0.0, 0.12, yw + 0.04
+    else:
+        xrr = max(p["trunk"], 0.025) + p["rear"] if p["family"] != "pickup" else p["length"] - p["hood"] - p["wind"] - p["cab"]
+        x0, x1, y = xrr - 0.05, xrr + 0.07, yr + 0.012
+    wing = tp([(x0 - 0.01, y + 0.012), (x1, y + 0.02), (x1, y), (x0 - 0.01, y - 0.01)])
+    posts = [tp([(x + 0.006, y), (x + 0.006, y - 0.04), (x - 0.006, y - 0.04), (x - 0.006, y)]) for x in (x0 + 0.03, x1 - 0.03)]
+    for poly in [wing] + posts:
+        draw.poly(alpha, poly, 255)
+        draw.poly(rgb, poly, (24, 24, 26))
 
 
 # --------------------------------------------------------------------------- backgrounds
@@ -250,10 +277,14 @@ def background(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, fl
     return img, ground
 
 
-def make_image(rng: np.random.Generator, spec: dict) -> np.ndarray:
-    """One classification image of the car model ``spec``."""
-    w = int(rng.integers(176, 321))
-    h = int(round(w * rng.uniform(0.56, 0.85)))
+def make_image(rng: np.random.Generator, spec: dict, size: tuple[int, int] | None = None,
+               max_rotation: float = 5.0, details: dict | None = None) -> np.ndarray:
+    """One classification image of the car model ``spec`` (``size`` = (w, h), else drawn here)."""
+    if size is None:
+        w = int(rng.integers(176, 321))
+        h = int(round(w * rng.uniform(0.56, 0.85)))
+    else:
+        w, h = size
     img, ground = background(rng, h, w)
     p = dict(spec["shape"])
     for key in ("length", "body_h", "roof_h", "wheel", "hood"):
@@ -261,7 +292,7 @@ def make_image(rng: np.random.Generator, spec: dict) -> np.ndarray:
     paint = np.clip(spec["paint"] * rng.uniform(0.88, 1.1) + rng.normal(0, 6, 3), 0, 255).astype(np.float32)
     car_w = rng.uniform(0.55, 0.9) * w
     px = car_w / (p["length"] + 0.06)
-    rgb, alpha = draw_car(p, paint, px, rng)
+    rgb, alpha = draw_car(p, paint, px, rng, details)
     ch, cw = alpha.shape
     # Pose: flip, mild rotation, perspective (one end nearer), placement.
     if rng.random() < 0.5:
@@ -270,7 +301,7 @@ def make_image(rng: np.random.Generator, spec: dict) -> np.ndarray:
     src = np.float32([[0, 0], [cw, 0], [cw, ch], [0, ch]])
     dst = np.float32([[0, -k * ch / 2], [cw, k * ch / 2], [cw, ch - k * ch / 2], [0, ch + k * ch / 2]])
     dst[:, 0] = dst[:, 0] * (1 - abs(k) * 0.8) + (abs(k) * 0.4 * cw)
-    ang = math.radians(rng.uniform(-5, 5))
+    ang = math.radians(rng.uniform(-max_rotation, max_rotation))
     cx = rng.uniform(cw / 2 + 2, max(cw / 2 + 3, w - cw / 2 - 2))
     bottom = min(h - 2, ground + rng.uniform(-0.05, 0.08) * h)
     top_left = np.float32([cx - cw / 2, bottom - ch])

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import draw, signs
+from . import draw, hard, signs
 from ..classes import TT100K_CATEGORIES
 
 # Relative frequencies of the demo's sign categories (TT100K is long-tailed too).
@@ -20,6 +20,7 @@ SIGN_WEIGHTS = {"pn": 3.0, "pne": 2.5, "i5": 2.0, "pl50": 2.0, "io": 2.0, "pl80"
                 "pl30": 1.0, "w57": 1.0, "ip": 1.0, "p26": 1.0}
 MIN_SIGN, MAX_SIGN = 8.0, 64.0
 EMPTY_FRACTION = 0.1
+HARD_EMPTY_FRACTION = 0.06
 MAX_SIGNS = 6
 
 
@@ -198,11 +199,12 @@ def _overlaps(box, boxes, margin: float = 2.0) -> bool:
     return False
 
 
-def _place_signs(img: np.ndarray, rng: np.random.Generator, st: _Street, names: list[str]) -> list[tuple[str, list[float]]]:
+def _place_signs(img: np.ndarray, rng: np.random.Generator, st: _Street, names: list[str],
+                 hard_sizes: bool = False) -> list[tuple[str, list[float]]]:
     w, h = st.w, st.h
     weights = np.array([SIGN_WEIGHTS.get(n, 1.0) for n in names], np.float64)
     weights /= weights.sum()
-    if rng.random() < EMPTY_FRACTION:
+    if rng.random() < (HARD_EMPTY_FRACTION if hard_sizes else EMPTY_FRACTION):
         return []
     n = int(rng.choice(np.arange(1, MAX_SIGNS + 1), p=[0.25, 0.25, 0.18, 0.14, 0.1, 0.08]))
     placed: list[tuple[str, list[float]]] = []
@@ -212,7 +214,7 @@ def _place_signs(img: np.ndarray, rng: np.random.Generator, st: _Street, names: 
     tries = 0
     while len(placed) < n and tries < 40:
         tries += 1
-        size = draw.loguniform(rng, MIN_SIGN, MAX_SIGN)
+        size = hard.sign_size(rng, MIN_SIGN, MAX_SIGN) if hard_sizes else draw.loguniform(rng, MIN_SIGN, MAX_SIGN)
         name = names[int(rng.choice(len(names), p=weights))]
         angle, squeeze = rng.normal(0, 2.5), rng.uniform(0.82, 1.0)
         mode = rng.random()
@@ -269,15 +271,19 @@ def _place_signs(img: np.ndarray, rng: np.random.Generator, st: _Street, names: 
     return placed
 
 
-def make_image(rng: np.random.Generator, size_range, names=signs.DEMO_SIGNS) -> tuple[np.ndarray, list[tuple[str, list[float]]]]:
-    """One street image and its signs as (category name, [x, y, w, h])."""
+def make_image(rng: np.random.Generator, size_range, names=signs.DEMO_SIGNS,
+               profile: str = "demo") -> tuple[np.ndarray, list[tuple[str, list[float]]]]:
+    """One street image and its signs as (category name, [x, y, w, h]); ``profile`` hard: TT100K's
+    sign sizes and unannotated direction boards and traffic lights (:mod:`.hard`)."""
     w, h = image_size(rng, size_range)
     st = _Street(rng, w, h)
     img = _background(rng, st)
     _buildings(img, rng, st)
     _road(img, rng, st)
     _clutter(img, rng, st)
-    anns = _place_signs(img, rng, st, list(names))
+    if profile == "hard":
+        hard.distractors(img, rng, st.yh)
+    anns = _place_signs(img, rng, st, list(names), hard_sizes=profile == "hard")
     # Clouds, stains and uneven illumination, plus sensor grain (one luminance field, added in int16).
     noise = draw.smooth_noise(rng, h, w, rng.uniform(24, 64)) * np.float32(rng.uniform(5, 10))
     noise += draw.grain(rng, h, w, rng.uniform(2, 6))[:, :, 0]

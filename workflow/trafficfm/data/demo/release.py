@@ -33,8 +33,18 @@ from pathlib import Path
 
 import numpy as np
 
-from . import classification, detection, draw, retrieval, segmentation, signs
+from . import classification, detection, draw, hard, retrieval, segmentation, signs
 from ..classes import BDD100K_CLASSES
+
+# demo: few easy classes with ids 0..n-1; hard: the real datasets' difficulties (see :mod:`.hard`)
+PROFILES = ("demo", "hard")
+
+
+def label_space(demo_cfg) -> int:
+    """Classification ids the release's labels may take (``data.demo`` settings): the hard profile
+    spreads its classes over Stanford Cars' 196 ids, the demo numbers them 0..n-1."""
+    return hard.NUM_IDS if demo_cfg["profile"] == "hard" else int(demo_cfg["cls_classes"])
+
 
 # Archive key -> the top-level release folder it holds (config `data.archives`).
 ARCHIVE_KEYS = ("track1_train_data", "track1_test_data", "track2_train", "track2_val", "track2_test")
@@ -56,7 +66,13 @@ def resolve_config(demo_cfg, layout) -> tuple[dict, dict]:
     """Plain copies of the ``data.demo`` and ``data.layout`` settings, checked for what the schema
     cannot say (sizes that fit the signs, queries drawn from a non-empty gallery)."""
     cfg = dict(demo_cfg)
+    if cfg["profile"] not in PROFILES:
+        raise ValueError(f"data.demo.profile must be one of {list(PROFILES)}, got {cfg['profile']!r}")
+    if cfg["profile"] == "hard" and not 2 <= int(cfg["cls_classes"]) <= hard.NUM_IDS:
+        raise ValueError(f"data.demo.cls_classes must be 2..{hard.NUM_IDS} with profile hard, got {cfg['cls_classes']!r}")
     for key, value in cfg.items():
+        if key == "profile":
+            continue
         if key in ("det_size", "seg_size"):
             if len(value) != 2 or min(int(v) for v in value) < 1:
                 raise ValueError(f"data.demo.{key} must be two positive integers, got {value!r}")
@@ -121,9 +137,12 @@ ROLES = ("train", "val", "test")
 
 def _classification(root: Path, cfg: dict, ai: dict) -> dict:
     seed, n_classes = int(cfg["seed"]), int(cfg["cls_classes"])
-    specs = classification.class_specs(seed, n_classes)
+    is_hard = cfg["profile"] == "hard"
+    specs = (hard if is_hard else classification).class_specs(seed, n_classes)
+    ids = hard.class_ids(n_classes) if is_hard else list(range(n_classes))
+    make = hard.make_cls_image if is_hard else classification.make_image
     splits = dict(zip(ROLES, list(ai["train_splits"]) + [ai["test_split"]]))
-    counts = {"classes": n_classes, "class_names": [s["name"] for s in specs]}
+    counts = {"classes": n_classes, "class_ids": ids, "class_names": [s["name"] for s in specs]}
     for role, split in splits.items():
         n = int(cfg[f"cls_{role}"])
         rng = draw.rng_for(seed, "cls-plan", role)
@@ -133,10 +152,10 @@ def _classification(root: Path, cfg: dict, ai: dict) -> dict:
         names = [f"{i + 1:05d}.jpg" for i in range(n)]
         for i, (name, lab) in enumerate(zip(names, labels)):
             irng = draw.rng_for(seed, "cls", role, i)
-            img = classification.make_image(irng, specs[lab])
+            img = make(irng, specs[lab])
             draw.save_jpeg(folder / name, img, int(irng.integers(70, 96)))
         if role != "test":
-            lines = _cls_lines(rng, names, labels)
+            lines = _cls_lines(rng, names, [ids[lab] for lab in labels])
             path = root / ai["train_dir"] / ai["cls_list"].format(split=split)
             mid = (len(lines) // 3,) if len(lines) > 2 else ()
             if role == "train":
@@ -170,7 +189,7 @@ def _detection(root: Path, cfg: dict, ai: dict) -> dict:
         images, anns, empty = [], [], 0
         for i, name in enumerate(names):
             irng = draw.rng_for(seed, "det", role, i)
-            img, boxes = detection.make_image(irng, cfg["det_size"])
+            img, boxes = detection.make_image(irng, cfg["det_size"], profile=cfg["profile"])
             draw.save_jpeg(folder / name, img, int(irng.integers(80, 96)))
             image_id = int(Path(name).stem)
             images.append({"file_name": name, "id": image_id, "width": int(img.shape[1]), "height": int(img.shape[0])})
@@ -219,7 +238,7 @@ def _segmentation(root: Path, cfg: dict, ai: dict) -> dict:
             # Spread the rare classes over the split so each appears at least once.
             forced = [optional[int(order[j])] for j in range(len(optional)) if j % n == i] if role != "test" else []
             irng = draw.rng_for(seed, "seg", role, i)
-            img, label = segmentation.make_image(irng, cfg["seg_size"], forced)
+            img, label = segmentation.make_image(irng, cfg["seg_size"], forced, profile=cfg["profile"])
             draw.save_jpeg(img_dir / f"{stem}.jpg", img, int(irng.integers(80, 96)))
             if role != "test":
                 draw.save_png(lab_dir / f"{stem}.png", label)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from . import draw
+from . import draw, hard
 from ..classes import BDD100K_CLASSES, IGNORE_INDEX
 
 C = {name: i for i, name in enumerate(BDD100K_CLASSES)}
@@ -506,10 +506,10 @@ def _ignore_clutter(p: Painter, rng, sc: _Scene) -> None:
     p.fill(m, _shaded(rng, rng.uniform(30, 230, 3)), IGNORE_INDEX)
 
 
-def choose_classes(rng: np.random.Generator, forced) -> set:
+def choose_classes(rng: np.random.Generator, forced, prob_scale: dict | None = None) -> set:
     want = {"road", "sidewalk", "building", "sky"}
     for name, prob in CLASS_PROB.items():
-        if name in forced or rng.random() < prob:
+        if name in forced or rng.random() < prob * (prob_scale or {}).get(name, 1.0):
             want.add(name)
     if "rider" in want and not ({"motorcycle", "bicycle"} & want):
         want.add("bicycle" if rng.random() < 0.6 else "motorcycle")
@@ -518,14 +518,16 @@ def choose_classes(rng: np.random.Generator, forced) -> set:
     return want
 
 
-def make_image(rng: np.random.Generator, seg_size, forced=()) -> tuple[np.ndarray, np.ndarray]:
+def make_image(rng: np.random.Generator, seg_size, forced=(), profile: str = "demo") -> tuple[np.ndarray, np.ndarray]:
     """One street image (uint8 RGB) and its label map (uint8, 0..18 and 255).
 
-    ``forced``: class names the image must show (drawn unoccluded if the scene hid them).
+    ``forced``: class names the image must show (drawn unoccluded if the scene hid them);
+    ``profile`` hard: rare classes rarer and the ego hood twice as often (:mod:`.hard`).
     """
+    is_hard = profile == "hard"
     w, h = image_size(rng, seg_size)
     forced = set(forced)
-    want = choose_classes(rng, forced)
+    want = choose_classes(rng, forced, hard.SEG_CLASS_PROB_SCALE if is_hard else None)
     p = Painter(h, w)
     sc = _Scene(rng, w, h)
     _sky_and_far(p, rng, sc, want)
@@ -583,7 +585,7 @@ def make_image(rng: np.random.Generator, seg_size, forced=()) -> tuple[np.ndarra
                 _draw_item(p, rng, sc, y, kind, -1 if attempt % 2 else 1, want | {name}, must={name})
             present = set(np.unique(p.lab).tolist())
     # Ego-vehicle bonnet (ignored), as in dash-cam footage.
-    if rng.random() < 0.25:
+    if rng.random() < (hard.SEG_HOOD_PROB if is_hard else 0.25):
         m = p.mask()
         hb = rng.uniform(0.06, 0.14) * H
         draw.ellipse(m, (w / 2 + rng.normal(0, 0.05 * w), H + hb * 0.6), (0.8 * w, hb * 1.6), 255)

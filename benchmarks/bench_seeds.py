@@ -1,0 +1,128 @@
+"""Does the AllInOne recipe hold over seeds? Train it on hard-profile releases, several seeds each.
+
+For every data seed a release is drawn with the demo generator's ``hard`` profile (the real
+datasets' difficulties at the demo's sizes, ids spread over 0..195) and converted by the pipeline's
+converter; for every training seed the model is trained with ``train`` (the code the rule runs) and
+scored on the whole validation split with ``validate`` (the metrics of the evaluation stage).
+Prints each run's metrics, then per metric the minimum, median and spread (max - min), as a
+Markdown table for docs/recipe.md. Finished runs are kept in ``--work`` and not trained again, so
+an interrupted grid resumes; ``--set`` tries a recipe change (settings overrides, as the loader
+takes them: ``--set allinone.train.tasks.cls.size=160``); ``--configfile`` adds overlays.
+
+    python benchmarks/bench_seeds.py --data-seeds 0 1 --train-seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "workflow"))
+
+METRICS = ("top1", "map50", "miou", "score")
+
+
+def release(work: Path, data_seed: int, settings) -> Path:
+    """The converted hard-profile release of ``data_seed`` (drawn once, then reused)."""
+    from trafficfm.data.convert_allinone import convert_allinone
+    from trafficfm.data.demo import label_space, make_demo_release
+
+    out = work / f"data{data_seed}"
+    if (out / "manifest.json").exists():
+        return out
+    cfg = {**settings.data.demo.to_dict(), "seed": data_seed, "retrieval_train": 0, "retrieval_val": 0,
+           "retrieval_test": 0, "retrieval_test_queries": 0}  # the AllInOne track only
+    layout = settings.data.layout
+    t0 = time.perf_counter()
+    make_demo_release(work / f"release{data_seed}", cfg, layout, truth_dir=work / f"truth{data_seed}")
+    convert_allinone(work / f"release{data_seed}", out, layout=layout.allinone.to_dict(),
+                     num_classes=label_space(cfg))
+    print(f"data seed {data_seed}: release drawn and converted in {time.perf_counter() - t0:.0f} s", flush=True)
+    return out
+
+
+def run(work: Path, data_dir: Path, data_seed: int, train_seed: int, cfg: dict, tag: str) -> dict:
+    import torch
+
+    from trafficfm.allinone.evaluate import validate
+    from trafficfm.allinone.inference import load_model
+    from trafficfm.allinone.train import train
+    from trafficfm.data.canonical import Dataset
+    from trafficfm.device import resolve_device
+
+    out = work / tag / f"d{data_seed}_t{train_seed}"
+    done = out / "metrics.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    run_cfg = cfg.replace({"seed": train_seed})
+    t0 = time.perf_counter()
+    summary = train(data_dir, out / "model.pt", out / "checkpoints", run_cfg, curve_path=out / "training_curve.png",
+                    history_path=out / "training_history.json")
+    seconds = time.perf_counter() - t0
+    device = resolve_device(run_cfg["device"])
+    model, blob = load_model(out / "model.pt", device)
+    metrics, tables = validate(model, blob, Dataset.open(data_dir), "val", device, run_cfg["inference"], None,
+                               run_cfg["precision"])
+    cls = tables["cls"].dropna(subset=["accuracy"])
+    result = {"data_seed": data_seed, "train_seed": train_seed, **{k: round(metrics[k], 4) for k in METRICS},
+              "cls_classes_at_0": int((cls["accuracy"] == 0).sum()), "train_s": round(seconds),
+              "kept_step": summary["kept_step"], "warnings": len(summary["warnings"])}
+    done.write_text(json.dumps(result))
+    return result
+
+
+def summary(rows: list[dict]) -> str:
+    lines = ["| data seed | train seed | top-1 | mAP@0.5 | mIoU | score | classes at 0 % | train s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['data_seed']} | {r['train_seed']} | {r['top1']:.3f} | {r['map50']:.3f} | {r['miou']:.3f} "
+                     f"| {r['score']:.3f} | {r['cls_classes_at_0']} | {r['train_s']} |")
+    for name, fn in (("min", min), ("median", statistics.median), ("spread", lambda v: max(v) - min(v))):
+        lines.append(f"| **{name}** | | " + " | ".join(f"{fn([r[k] for r in rows]):.3f}" for k in METRICS) + " | | |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configfile", nargs="*", default=[], help="overlays on config.yaml")
+    parser.add_argument("--data-seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--train-seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--cls-classes", type=int, default=50, help="car models of the hard releases")
+    parser.add_argument("--set", nargs="*", default=[], help="overrides, e.g. allinone.train.tasks.cls.size=160")
+    parser.add_argument("--tag", default="default", help="name of this recipe in the work folder")
+    parser.add_argument("--work", default=str(ROOT / "results" / "bench_seeds"))
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    from trafficfm.config import load
+    from trafficfm.logs import setup_logging
+
+    setup_logging()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    settings = load(*args.configfile, overrides=[{"data": {"demo": {"profile": "hard", "cls_classes": args.cls_classes}}}, *args.set])
+    cfg = settings.allinone
+    work = Path(args.work)
+    rows = []
+    for d in args.data_seeds:
+        data_dir = release(work, d, settings)
+        for t in args.train_seeds:
+            r = run(work, data_dir, d, t, cfg, args.tag)
+            rows.append(r)
+            print(json.dumps(r), flush=True)
+    print(f"\nrecipe {args.tag!r} ({' '.join(args.set) or 'config as is'}):\n")
+    print(summary(rows))
+
+
+if __name__ == "__main__":
+    main()
