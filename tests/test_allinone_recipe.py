@@ -54,8 +54,11 @@ def test_diagnostics_and_validation_points_are_logged(dataset, tmp_path):
     assert len(diag) == 4
     for d in diag:
         assert sum(d[f"share_{t}"] for t in ("cls", "det", "seg")) == pytest.approx(1.0, abs=1e-3)
-        assert all(d[f"gnorm_{t}"] > 0 for t in ("cls", "det", "seg"))
+        assert d["gnorm_det"] > 0 and d["gnorm_seg"] > 0
         assert 0 <= d["cls_alive"] <= 1 and d["cls_spread"] >= 0
+    # the classifier starts at the prior with zero weights: no gradient into the features at the
+    # first step, the class signal from the second on
+    assert diag[0]["gnorm_cls"] == 0 and diag[-1]["gnorm_cls"] > 0
     evals = [h for h in history if "val" in h]
     assert [h["step"] for h in evals] == [2, 4]  # every 2 steps, and the last
     assert sum(1 for h in history if "diag" in h) == 4
