@@ -50,7 +50,8 @@ def test_hooks_see_each_task_every_step_and_each_evaluation(tmp_path):
     train(data, tmp_path / "model.pt", tmp_path / "ckpt", cfg, history_path=tmp_path / "history.json", hooks=hooks)
     assert seen["task"] == [(s, t) for s in range(3) for t in ("cls", "det", "seg")]
     assert len(seen["step"]) == 3 and "samples" in seen["step"][0] and "cls" in seen["step"][0]
-    assert [s for s, _ in seen["eval"]] == [2] and 0 <= seen["eval"][0][1] <= 1
+    # every eval_every steps, and the AllInOne recipe always validates the last step too
+    assert [s for s, _ in seen["eval"]] == [2, 3] and 0 <= seen["eval"][0][1] <= 1
     history = json.loads((tmp_path / "history.json").read_text())
     logged = [h for h in history if "lr" in h]
     assert [h["step"] for h in logged] == [1, 2, 3]

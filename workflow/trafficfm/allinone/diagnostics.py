@@ -99,28 +99,40 @@ def plot_history(history: list[dict], path) -> None:
 
     train = [h for h in history if "lr" in h]
     evals = [h for h in history if "val" in h]
-    warnings = next((h["warnings"] for h in reversed(history) if "warnings" in h), [])
     fig, axes = plt.subplots(2, 4, figsize=(20, 8))
-    steps = [h["step"] for h in train]
-
-    def series(ax, keys, source, title, log=False):
-        for k in keys:
-            pts = [(h["step"], source(h)[k]) for h in train if k in source(h)]
-            if pts:
-                ax.plot(*zip(*pts), label=k)
-        if log:
-            ax.set_yscale("log")
-        ax.set_title(title)
-        ax.set_xlabel("step")
-        if ax.lines:
-            ax.legend(fontsize=7)
-
     skip = ("step", "lr", "time_s", "images_per_s", "seconds", "diag")
-    series(axes[0, 0], sorted({k for h in train for k in h if k not in skip}), lambda h: h, "training loss per task", log=True)
-    axes[0, 1].plot(steps, [h["lr"] for h in train])
-    axes[0, 1].set_title("learning rate (head groups)")
-    axes[0, 1].set_xlabel("step")
-    ax = axes[0, 2]
+    _series(axes[0, 0], train, sorted({k for h in train for k in h if k not in skip}), lambda h: h,
+            "training loss per task", log=True)
+    _series(axes[0, 1], train, ["lr"], lambda h: h, "learning rate (head groups)")
+    _validation(axes[0, 2], axes[1, 3], evals)
+    _warnings(axes[0, 3], next((h["warnings"] for h in reversed(history) if "warnings" in h), []))
+    diag = lambda h: h.get("diag", {})  # noqa: E731
+    _series(axes[1, 0], train, ["gnorm_cls", "gnorm_det", "gnorm_seg"], diag,
+            "task gradient norm on the shared backbone", log=True)
+    _series(axes[1, 1], train, ["share_cls", "share_det", "share_seg"], diag, "share of the shared update per task")
+    _series(axes[1, 2], train, ["cls_alive", "refine_alive", "cls_spread", "refine_spread"], diag,
+            "heads: live units (fraction), logit spread")
+    fig.tight_layout()
+    with atomic.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+
+
+def _series(ax, entries: list[dict], keys, source, title: str, log: bool = False) -> None:
+    for k in keys:
+        pts = [(h["step"], source(h)[k]) for h in entries if k in source(h)]
+        if pts:
+            ax.plot(*zip(*pts), label=k)
+    if log and ax.lines:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.set_xlabel("step")
+    if len(ax.lines) > 1:
+        ax.legend(fontsize=7)
+
+
+def _validation(ax, ax_classes, evals: list[dict]) -> None:
+    """Metrics of the validation points, and every class's accuracy at them."""
     for k in ("top1", "map50", "miou", "score"):
         ax.plot([h["step"] for h in evals], [h["val"][k] for h in evals], marker="o", label=k)
     ax.set_ylim(0, 1)
@@ -128,28 +140,20 @@ def plot_history(history: list[dict], path) -> None:
     ax.set_xlabel("step")
     if evals:
         ax.legend(fontsize=7)
-    ax = axes[0, 3]
+    names = sorted({n for h in evals for n in h.get("cls_accuracy", {})}, key=lambda n: (len(n), n))
+    for n in names:
+        ax_classes.plot([h["step"] for h in evals], [h.get("cls_accuracy", {}).get(n, float("nan")) for h in evals],
+                        marker=".", lw=0.8, alpha=0.7)
+    ax_classes.set_ylim(-0.02, 1.02)
+    ax_classes.set_title(f"validation accuracy per class ({len(names)} classes)")
+    ax_classes.set_xlabel("step")
+
+
+def _warnings(ax, warnings: list[str]) -> None:
     ax.axis("off")
     text = "\n\n".join(warnings) if warnings else "no warnings"
     ax.text(0, 1, "Warnings\n\n" + "\n".join(_wrap(text, 60)), va="top", fontsize=8,
             color="firebrick" if warnings else "black")
-    diag = lambda h: h.get("diag", {})  # noqa: E731
-    series(axes[1, 0], ["gnorm_cls", "gnorm_det", "gnorm_seg"], diag, "task gradient norm on the shared backbone", log=True)
-    series(axes[1, 1], ["share_cls", "share_det", "share_seg"], diag, "share of the shared update per task")
-    series(axes[1, 2], ["cls_alive", "refine_alive", "cls_spread", "refine_spread"], diag,
-           "heads: live units (fraction), logit spread")
-    ax = axes[1, 3]
-    names = sorted({n for h in evals for n in h.get("cls_accuracy", {})}, key=lambda n: (len(n), n))
-    for n in names:
-        ax.plot([h["step"] for h in evals], [h.get("cls_accuracy", {}).get(n, float("nan")) for h in evals],
-                marker=".", lw=0.8, alpha=0.7)
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"validation accuracy per class ({len(names)} classes)")
-    ax.set_xlabel("step")
-    fig.tight_layout()
-    with atomic.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
 
 
 def _wrap(text: str, width: int) -> list[str]:

@@ -156,5 +156,6 @@ class ValidationPoints:
     def finish(self, state, improving: float) -> dict:
         kept = self.keeper.restore(state.model, state.total) if self.keeper is not None else state.total
         warnings = warnings_from(state.history, improving)
-        state.history.append({"step": state.total, "kept_step": kept, "warnings": warnings})
+        if state.history:  # on the last entry, so the history stays one entry per log line / validation
+            state.history[-1].update(kept_step=kept, warnings=warnings)
         return {"kept_step": kept, "warnings": warnings}
