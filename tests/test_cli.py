@@ -16,7 +16,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def test_stages_by_hand_read_and_write_the_workflow_paths(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     make_synthetic_allinone(tmp_path / "results/data/allinone", tmp_path / "root")
-    common = ["--configfile", *map(str, OVERLAYS), "--threads", "1"]
+    common = [*(a for overlay in OVERLAYS for a in ("--configfile", str(overlay))), "--threads", "1"]
     assert main([*common, "--set", "allinone.train.steps=2", "train-allinone"]) == 0
     blob = json.loads((tmp_path / "results/allinone/training_history.json").read_text())
     assert [h["step"] for h in blob] == [1, 2]  # the --set override reached the training

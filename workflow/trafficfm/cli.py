@@ -1,6 +1,6 @@
 """``trafficfm``: run one stage of the workflow by hand, with the workflow's settings and paths.
 
-    trafficfm [--configfile F ...] [--set KEY=VALUE ...] [--threads N] STAGE [options]
+    trafficfm [--configfile F]... [--set KEY=VALUE]... [--threads N] STAGE [options]
 
 Settings come from config.yaml, the ``--configfile`` overlays and the ``--set`` overrides
 (``--set allinone.train.lr=1e-3``) through :mod:`trafficfm.config`, the loader the rules use;
@@ -105,8 +105,8 @@ STAGES = {
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trafficfm", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configfile", nargs="+", default=[], metavar="F",
-                        help="config overlays on config.yaml, as snakemake --configfile")
+    parser.add_argument("--configfile", action="append", default=[], metavar="F",
+                        help="a config overlay on config.yaml, as snakemake --configfile (repeat for several)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="override one setting (YAML value), e.g. allinone.train.steps=50; repeatable")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads (default: all)")

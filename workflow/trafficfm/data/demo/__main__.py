@@ -1,4 +1,4 @@
-"""``python -m trafficfm.data.demo OUT_ROOT [--archives DIR] [--tiny] [--seed N] [--configfile F ...]``:
+"""``python -m trafficfm.data.demo OUT_ROOT [--archives DIR] [--tiny] [--seed N] [--configfile F]...``:
 write (and pack) the demo release of config.yaml (+ overlays) by hand, printing the counts and the
 time taken."""
 
@@ -25,7 +25,8 @@ def main(argv=None) -> None:
     ap.add_argument("--archives", type=Path, help="also pack the archives into this folder")
     ap.add_argument("--tiny", action="store_true", help="a few images per split (for tests)")
     ap.add_argument("--seed", type=int, help="data seed (default: config.yaml's data.demo.seed)")
-    ap.add_argument("--configfile", nargs="*", default=[], help="config overlays (as snakemake --configfile)")
+    ap.add_argument("--configfile", action="append", default=[],
+                    help="a config overlay on config.yaml, as snakemake --configfile (repeat for several)")
     args = ap.parse_args(argv)
     overrides = [{"data": {"demo": TINY}}] if args.tiny else []
     if args.seed is not None:
