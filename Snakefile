@@ -19,6 +19,24 @@ include: "workflow/rules/submission.smk"
 include: "workflow/rules/report.smk"
 
 
+# Light rules run inside the submitting snakemake, never as cluster jobs: queueing them would only
+# add waiting (and fetch_archive needs the internet, which compute nodes often lack).
+localrules:
+    all,
+    make_demo_archives,
+    fetch_archive,
+    extract_archive,
+    data_report,
+    package_allinone,
+    package_allinone_val,
+    package_retrieval,
+    package_retrieval_val,
+    score_allinone,
+    score_retrieval,
+    allinone_figures,
+    retrieval_figures,
+
+
 rule all:
     default_target: True
     input:

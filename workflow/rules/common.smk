@@ -93,3 +93,26 @@ def final_outputs():
         *paths.submission_outputs(),
         *paths.validation_score_outputs(SETTINGS.data),
     ]
+
+
+# The rules whose script starts its own launcher (trafficfm.runtime.ran_as_ranks): the only ones
+# a `nodes: K` resource may spread over several nodes.
+MULTINODE_RULES = {"train_allinone", "finetune_retrieval"}
+
+
+def check_cluster_resources():
+    """Refuse a wrong partition, GPU or node setting before any job is submitted."""
+    from trafficfm.cluster import check
+
+    plugin = workflow.executor_plugin
+    on_slurm = plugin is not None and plugin.name == "slurm"
+    jobs = [
+        (job.rule.name, job.resources)
+        for job in workflow.dag.needrun_jobs()
+        if not (on_slurm and job.is_local)
+    ]
+    check(jobs, MULTINODE_RULES, on_slurm)
+
+
+onstart:
+    check_cluster_resources()

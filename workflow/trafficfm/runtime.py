@@ -28,7 +28,8 @@ def start(log: str | None = None, threads: int | None = None) -> logging.Logger:
 
     logger = setup_logging(log)
     if threads and not torch.cuda.is_available():
-        torch.set_num_threads(max(1, int(threads) // int(os.environ.get("WORLD_SIZE", "1"))))
+        ranks_here = os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1"))
+        torch.set_num_threads(max(1, int(threads) // int(ranks_here)))
     return logger
 
 
@@ -42,9 +43,12 @@ def settings(snakemake):
 
 def ran_as_ranks(snakemake) -> bool:
     """Inside a training rule: set up its log and, when the rule was given several GPUs
-    (``resources: gpu=N``), run this same script under torchrun. True when the ranks did the work
-    (the caller is done); False when the caller should train in this process."""
-    from .distributed import gpus_requested, run_under_torchrun
+    (``resources: gpu=N`` or ``gres: gpu:N``) or several SLURM nodes (``nodes: K``), run this same
+    script under torchrun, one agent per node. True when the ranks did the work (the caller is
+    done); False when the caller should train in this process."""
+    from .distributed import gpus_requested, nodes_requested, run_under_torchrun
 
     start(snakemake.log[0], snakemake.threads)
-    return run_under_torchrun(gpus_requested(snakemake.resources))
+    resources = snakemake.resources
+    return run_under_torchrun(gpus_requested(resources), nodes=nodes_requested(resources),
+                              cpus_per_agent=resources.get("cpus_per_task") or snakemake.threads)
