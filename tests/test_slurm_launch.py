@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from trafficfm.allinone.synthetic import make_synthetic_allinone, tiny_config
+from slurm_ddp_job import settings
+from trafficfm.allinone.synthetic import make_synthetic_allinone
 from trafficfm.allinone.train import train
 from trafficfm.distributed import gpus_requested, launch_command, nodes_requested
 
@@ -47,14 +48,9 @@ def test_several_nodes_start_one_agent_per_node(monkeypatch):
 @pytest.mark.slurm
 def test_two_srun_agents_join_one_rendezvous_and_match_one_process(slurm_cluster, tmp_path, one_thread):
     dataset = make_synthetic_allinone(tmp_path / "data", tmp_path / "root")
-    # as tests/test_allinone_train.py's DDP test: settings under which 2 ranks x half batch == 1 x full
-    cfg = tiny_config(steps=3, adam_eps=1e-2, lr=1e-2)
-    cfg["train"]["tasks"]["det"]["grad_clip"] = 1.0
-    cfg["train"]["tasks"]["seg"].update(loss_weight=1.0, class_weight_power=0.5)
-    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
     out = tmp_path / "out"
     out.mkdir()
-    job = [sys.executable, str(HERE / "slurm_ddp_job.py"), str(dataset), str(out), str(tmp_path / "cfg.json")]
+    job = [sys.executable, str(HERE / "slurm_ddp_job.py"), str(dataset), str(out)]
     result = subprocess.run(["sbatch", "--wait", "--parsable", "--nodes=1", "--ntasks=2", "--cpus-per-task=1",
                              "--mem=4000", "-t", "10", "-o", str(tmp_path / "job.log"), "--wrap",
                              " ".join(job)], capture_output=True, text=True, env=slurm_cluster.env)
@@ -69,7 +65,7 @@ def test_two_srun_agents_join_one_rendezvous_and_match_one_process(slurm_cluster
         assert sorted(m["group_rank"] for m in seen["group"]) == [0, 1]  # two torchrun agents
         assert sorted(m["slurm_procid"] for m in seen["group"]) == [0, 1]  # two SLURM tasks
         assert len({m["slurm_step"] for m in seen["group"]}) == 1  # of one srun step
-    train(dataset, tmp_path / "single.pt", tmp_path / "ckpt_single", cfg, device="cpu")
+    train(dataset, tmp_path / "single.pt", tmp_path / "ckpt_single", settings())
     single = torch.load(tmp_path / "single.pt", map_location="cpu", weights_only=False)["state_dict"]
     ddp = torch.load(out / "ddp.pt", map_location="cpu", weights_only=False)["state_dict"]
     assert single.keys() == ddp.keys()
