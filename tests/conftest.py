@@ -25,14 +25,15 @@ def one_thread():
 def slurm_cluster(tmp_path_factory):
     """A one-node SLURM cluster on this machine for the session (tests/slurm_cluster.py); skipped,
     with the reason, where the Debian packages or the executor plugin are not installed."""
-    from slurm_cluster import SlurmCluster, unavailable_reason
+    from slurm_cluster import SlurmCluster, one_cluster_per_machine, unavailable_reason
 
     reason = unavailable_reason()
     if reason:
         pytest.skip(reason)
     saved = os.environ.get("SLURM_CONF")
     # 4 job slots even on 2 cores: the pipeline's tiny jobs spend most of their time waiting
-    with SlurmCluster(tmp_path_factory.mktemp("slurm"), cpus=max(4, os.cpu_count() or 1)) as cluster:
+    with one_cluster_per_machine(), SlurmCluster(tmp_path_factory.mktemp("slurm"),
+                                                 cpus=max(4, os.cpu_count() or 1)) as cluster:
         os.environ["SLURM_CONF"] = str(cluster.conf)  # for sbatch/squeue run by tests and Snakemake
         try:
             yield cluster

@@ -9,6 +9,8 @@ the profile's accounting-less setting is for."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -21,6 +23,29 @@ DAEMONS = ("munged", "munge", "slurmctld", "slurmd", "sbatch", "srun", "squeue",
 MUNGE_SOCKET = Path("/run/munge/munge.socket.2")  # where Slurm's auth/munge looks without AuthInfo
 SYSTEM_CONF = Path("/etc/slurm/slurm.conf")
 CONFIGLESS_LINK = Path("/run/slurm/conf")
+# One test cluster per machine at a time: the munge socket and the configless link are global.
+MACHINE_LOCK = Path("/tmp/trafficfm-slurm-test-cluster.lock")
+
+
+@contextlib.contextmanager
+def one_cluster_per_machine(timeout: float = 1200):
+    """Hold the machine's test-cluster lock, waiting up to ``timeout`` s for another session's
+    cluster to stop; raise TimeoutError if it does not."""
+    with open(MACHINE_LOCK, "a") as lock:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"another test session's SLURM cluster held {MACHINE_LOCK} for "
+                                       f"{timeout:.0f} s") from None
+                time.sleep(2)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def unavailable_reason() -> str | None:
