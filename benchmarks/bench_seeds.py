@@ -41,8 +41,7 @@ def release(work: Path, data_seed: int, settings) -> Path:
     layout = settings.data.layout
     t0 = time.perf_counter()
     make_demo_release(work / f"release{data_seed}", cfg, layout, truth_dir=work / f"truth{data_seed}")
-    convert_allinone(work / f"release{data_seed}", out, layout=layout.allinone.to_dict(),
-                     num_classes=label_space(cfg))
+    convert_allinone(work / f"release{data_seed}", out, layout.allinone, label_space(cfg), settings.data.on_error)
     print(f"data seed {data_seed}: release drawn and converted in {time.perf_counter() - t0:.0f} s", flush=True)
     return out
 
