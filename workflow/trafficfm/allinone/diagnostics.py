@@ -100,7 +100,7 @@ def plot_history(history: list[dict], path) -> None:
     train = [h for h in history if "lr" in h]
     evals = [h for h in history if "val" in h]
     fig, axes = plt.subplots(2, 4, figsize=(20, 8))
-    skip = ("step", "lr", "time_s", "images_per_s", "seconds", "diag")
+    skip = ("step", "lr", "time_s", "images_per_s", "seconds", "diag", "kept_step", "warnings")
     _series(axes[0, 0], train, sorted({k for h in train for k in h if k not in skip}), lambda h: h,
             "training loss per task", log=True)
     _series(axes[0, 1], train, ["lr"], lambda h: h, "learning rate (head groups)")
