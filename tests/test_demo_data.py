@@ -19,8 +19,8 @@ from trafficfm.data.demo import retrieval as demo_retrieval
 
 TINY = {
     "seed": 5, "profile": "demo",
-    "cls_classes": 6, "cls_train": 10, "cls_val": 6, "cls_test": 4,
-    "det_train": 8, "det_val": 4, "det_test": 4, "det_size": [192, 320],
+    "cls_classes": 6, "cls_train": 10, "cls_val": 6, "cls_test": 4, "cls_width": [150, 200],
+    "det_train": 8, "det_val": 4, "det_test": 4, "det_size": [192, 320], "det_sign_px": [10, 40],
     "seg_train": 6, "seg_val": 4, "seg_test": 3, "seg_size": [128, 72],
     "retrieval_train": 40, "retrieval_val": 20, "retrieval_test": 20, "retrieval_test_queries": 8,
 }
@@ -58,6 +58,9 @@ def test_layout_has_every_folder_and_file(demo):
     for split in ("train", "val"):
         n_cls = TINY[f"cls_{split}"]
         assert names(t1 / "cls" / split) == [f"{i:05d}.jpg" for i in range(1, n_cls + 1)]
+        for name in names(t1 / "cls" / split):
+            with Image.open(t1 / "cls" / split / name) as im:
+                assert TINY["cls_width"][0] <= im.width <= TINY["cls_width"][1]
         assert (t1 / "cls" / f"{split}.txt").is_file() and (t1 / "dec" / f"{split}.json").is_file()
         assert len(names(t1 / "dec" / split)) == TINY[f"det_{split}"]
         jpgs, pngs = names(t1 / "seg/images" / split), names(t1 / "seg/label" / split)
@@ -146,7 +149,8 @@ def test_detection_coco_loads_and_boxes_fit(demo):
             x, y, w, h = a["bbox"]
             img = images[a["image_id"]]
             assert 0 <= x and 0 <= y and x + w <= img["width"] and y + h <= img["height"]
-            assert 8 <= w <= 64 and 8 <= h <= 64
+            lo, hi = TINY["det_sign_px"]
+            assert lo <= w <= hi and lo <= h <= hi
             assert a["iscrowd"] == 0 and a["area"] == pytest.approx(w * h, abs=0.05)
             assert a["segmentation"] == [[x, y, pytest.approx(x + w), y, pytest.approx(x + w), pytest.approx(y + h), x, pytest.approx(y + h)]]
             assert 0 <= a["category_id"] < 45

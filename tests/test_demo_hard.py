@@ -16,8 +16,8 @@ LAYOUT = load().data.layout  # the organisers' names
 
 TINY_HARD = {
     "seed": 3, "profile": "hard",
-    "cls_classes": 8, "cls_train": 12, "cls_val": 4, "cls_test": 2,
-    "det_train": 10, "det_val": 3, "det_test": 2, "det_size": [192, 320],
+    "cls_classes": 8, "cls_train": 12, "cls_val": 4, "cls_test": 2, "cls_width": [176, 320],
+    "det_train": 10, "det_val": 3, "det_test": 2, "det_size": [192, 320], "det_sign_px": [8, 64],
     "seg_train": 6, "seg_val": 3, "seg_test": 2, "seg_size": [128, 72],
     "retrieval_train": 40, "retrieval_val": 20, "retrieval_test": 20, "retrieval_test_queries": 8,
 }

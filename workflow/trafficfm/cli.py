@@ -87,6 +87,12 @@ def _package(settings, args) -> None:
         package_retrieval(paths.rankings(split), paths.RETRIEVAL_DATA, split, target, report, settings)
 
 
+def _cost(settings, args) -> None:
+    from .cost import run
+
+    run(settings, args)
+
+
 def _workers(args) -> int:
     return 1 if args.threads >= 2 else 0  # one image-loading process beside the main one
 
@@ -99,6 +105,7 @@ STAGES = {
     "evaluate-retrieval": (_evaluate_retrieval, "validation mAP@10 and the re-ranking decision"),
     "predict-retrieval": (_predict_retrieval, "test rankings -> results/retrieval/test_rankings.csv"),
     "package": (_package, "predictions -> validated zip in results/submissions/"),
+    "cost": (_cost, "FLOPs per image, images/s, peak memory, GPU-hours and data-loading rates of the recipe"),
 }
 
 
@@ -119,6 +126,10 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument("--split", help="split to predict / package (default: the test split)")
         if name == "package":
             sub.add_argument("track", choices=paths.TRACKS)
+        if name == "cost":
+            from .cost import add_arguments
+
+            add_arguments(sub)
     stages.add_parser("validate", help="check a submission file (the trafficfm-validate command)", add_help=False)
     return parser
 

@@ -150,14 +150,16 @@ def read_state_dict(spec: str) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
-def load_matching(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+def load_matching(module: nn.Module, state: dict[str, torch.Tensor], what: str, ignore: tuple[str, ...] = ()) -> None:
     """Load ``state`` into ``module`` by name; when names differ but the tensors correspond one to one
     in order and shape (e.g. the lukemelas EfficientNet layout vs timm's), load by position.
 
     Tensors of ``state`` that the module lacks (a classifier) are ignored; every tensor of the module
-    must be found, else this raises naming the first missing ones.
+    (but those whose names start with one of ``ignore``) must be found, else this raises naming the
+    first missing ones.
     """
-    target = {k: v for k, v in module.state_dict().items() if not k.endswith("num_batches_tracked")}
+    target = {k: v for k, v in module.state_dict().items()
+              if not k.endswith("num_batches_tracked") and not k.startswith(ignore)}
     source = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     by_name = {k: source[k] for k in target if k in source and source[k].shape == target[k].shape}
     if len(by_name) == len(target):
@@ -184,21 +186,36 @@ def _apply_weights(model: nn.Module, pretrained: str | None, what: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- timm
+def load_into_features(body: nn.Module, whole: dict[str, torch.Tensor], what: str) -> None:
+    """Copy a whole timm model's state into its ``features_only`` extractor. The extractor flattens
+    the first levels of module names (``stem.0`` -> ``stem_0``, ``stages.2`` -> ``stages_2``), so names
+    are matched with '.' and '_' treated alike; every tensor of the extractor must be found."""
+    norm = lambda k: k.replace(".", "_")  # noqa: E731
+    source = {norm(k): v for k, v in whole.items()}
+    target = body.state_dict()
+    mapped = {k: source[norm(k)] for k in target if norm(k) in source and source[norm(k)].shape == target[k].shape}
+    missing = [k for k in target if k not in mapped and not k.endswith("num_batches_tracked")]
+    if missing:
+        raise ValueError(f"{what}: feature extractor lacks weights for {missing[:5]}")
+    body.load_state_dict(mapped, strict=False)
+
+
 class TimmBackbone(Backbone):
     def __init__(self, model_name: str, pretrained: str | None):
         super().__init__()
         import timm
 
         hub = pretrained is not None and pretrained.startswith("hub")
-        body = timm.create_model(model_name, pretrained=hub, features_only=True)
+        # hub:<tag> picks timm's pretrained tag (e.g. hub:fb_in22k_ft_in1k -> convnext_tiny.fb_in22k_ft_in1k)
+        tag = pretrained.split(":", 1)[1] if hub and ":" in pretrained else None
+        body = timm.create_model(f"{model_name}.{tag}" if tag else model_name, pretrained=hub, features_only=True)
         if pretrained and not hub:
-            # load into the whole model, so a file that includes the classifier maps by position too
+            # load into the whole model, so a file with other names but the same tensors maps by
+            # position too; its classifier is left out (a file's head may have any class count)
             whole = timm.create_model(model_name, pretrained=False)
-            load_matching(whole, read_state_dict(pretrained), f"timm:{model_name}")
-            missing, _ = body.load_state_dict(whole.state_dict(), strict=False)
-            missing = [k for k in missing if not k.endswith("num_batches_tracked")]
-            if missing:
-                raise ValueError(f"timm:{model_name}: feature extractor lacks weights for {missing[:5]}")
+            head = next(n for n, m in whole.named_modules() if m is whole.get_classifier())
+            load_matching(whole, read_state_dict(pretrained), f"timm:{model_name}", ignore=(f"{head}.",))
+            load_into_features(body, whole.state_dict(), f"timm:{model_name}")
         reductions = body.feature_info.reduction()
         self.indices = [reductions.index(s) for s in STRIDES]
         self.channels = [body.feature_info.channels()[i] for i in self.indices]

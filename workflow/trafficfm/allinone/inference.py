@@ -2,8 +2,9 @@
 periodic validation during training).
 
 Detection runs on the whole image at native resolution (optionally rescaled by ``scale``), or, with
-``tile`` set, on overlapping tiles whose detections are merged with class-wise NMS: the way to keep
-signs of a few pixels visible in 2048 x 2048 images without resizing them away.
+``tile`` set, on overlapping tiles (:func:`merge_tiles`): the way to keep signs of a few pixels
+visible in 2048 x 2048 images without resizing them away. Memory then depends on the tile, not on
+the image.
 """
 
 from __future__ import annotations
@@ -102,18 +103,58 @@ def detect_image(model: AllInOneModel, img: np.ndarray, device: torch.device, cf
         for i in range(0, len(crops), bs):
             with autocast(device, precision):
                 results += model.detect(_batch_tensor(crops[i : i + bs], device), sizes[i : i + bs], **kw)
-        for (y, x), r in zip(origins, results):
-            r["boxes"] = r["boxes"] + torch.tensor([x, y, x, y], dtype=r["boxes"].dtype, device=r["boxes"].device)
-        boxes = torch.cat([r["boxes"] for r in results])
-        scores = torch.cat([r["scores"] for r in results])
-        labels = torch.cat([r["labels"] for r in results])
-        groups = torch.zeros_like(labels) if cfg["det_class_agnostic_nms"] else labels
-        keep = batched_nms(boxes, scores, groups, cfg["det_nms_thresh"])[: cfg["det_max_per_image"]]
-        boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+        boxes, scores, labels = merge_tiles(results, origins, sizes, (h, w), cfg)
     boxes = boxes.float().cpu().numpy() / scale
     boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w0)
     boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h0)
-    return {"boxes": boxes, "scores": scores.float().cpu().numpy(), "labels": labels.cpu().numpy()}
+    # A box clipped to (or decoded as) a sliver would round to a zero side in the results (0.01 px).
+    keep = np.flatnonzero(np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= MIN_BOX_PX)
+    return {"boxes": boxes[keep], "scores": scores.float().cpu().numpy()[keep], "labels": labels.cpu().numpy()[keep]}
+
+
+MIN_BOX_PX = 0.01  # shortest box side kept, in original pixels: the precision of coco_results
+CUT_MARGIN_PX = 2.0  # a box edge this close to an inner tile edge is taken as cut by it
+COVERED = 0.5  # share of a cut box's area inside another tile's box that marks it as a duplicate
+
+
+def merge_tiles(results: list[dict], origins: list[tuple[int, int]], sizes: list[tuple[int, int]],
+                image_hw: tuple[int, int], cfg: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Detections of overlapping tiles -> one set for the image (boxes in image pixels).
+
+    A sign on a tile border is seen whole by one tile and cut by the other, and the cut box can
+    overlap the whole one too little for NMS to see the duplicate (a sign cut in half has IoU 0.5).
+    So a box touching an inner tile edge is dropped when a box of the same class (any class with
+    class-agnostic NMS) from another tile, not cut itself, covers at least half of it; then NMS runs
+    across tiles (a sign inside the overlap is found whole by both). Signs smaller than the overlap
+    always lie whole in some tile."""
+    h, w = image_hw
+    agnostic = bool(cfg["det_class_agnostic_nms"])
+    boxes, scores, labels, tile_ids, cut = [], [], [], [], []
+    for t, ((y, x), (th, tw), r) in enumerate(zip(origins, sizes, results)):
+        b = r["boxes"].float()
+        inner = torch.tensor([x > 0, y > 0, x + tw < w, y + th < h])
+        near = torch.stack([b[:, 0] < CUT_MARGIN_PX, b[:, 1] < CUT_MARGIN_PX,
+                            b[:, 2] > tw - CUT_MARGIN_PX, b[:, 3] > th - CUT_MARGIN_PX], 1)
+        cut.append((near & inner.to(b.device)).any(1))
+        boxes.append(b + torch.tensor([x, y, x, y], dtype=b.dtype, device=b.device))
+        scores.append(r["scores"])
+        labels.append(r["labels"])
+        tile_ids.append(torch.full_like(r["labels"], t))
+    boxes, scores, labels = torch.cat(boxes), torch.cat(scores), torch.cat(labels)
+    tile_ids, cut = torch.cat(tile_ids), torch.cat(cut)
+    groups = torch.zeros_like(labels) if agnostic else labels
+    if cut.any():
+        lt = torch.maximum(boxes[cut, None, :2], boxes[None, :, :2])
+        rb = torch.minimum(boxes[cut, None, 2:], boxes[None, :, 2:])
+        inter = (rb - lt).clamp(min=0).prod(2)
+        area = (boxes[cut, 2:] - boxes[cut, :2]).clamp(min=1e-6).prod(1)
+        other = (groups[cut, None] == groups[None]) & (tile_ids[cut, None] != tile_ids[None]) & ~cut[None]
+        duplicate = ((inter / area[:, None] >= COVERED) & other).any(1)
+        drop = torch.zeros_like(cut)
+        drop[cut.nonzero().flatten()[duplicate]] = True
+        boxes, scores, labels, groups = boxes[~drop], scores[~drop], labels[~drop], groups[~drop]
+    keep = batched_nms(boxes, scores, groups, cfg["det_nms_thresh"])[: cfg["det_max_per_image"]]
+    return boxes[keep], scores[keep], labels[keep]
 
 
 def coco_results(image_id: int, det: dict[str, np.ndarray], category_ids: list[int]) -> list[dict]:

@@ -56,7 +56,7 @@ def build_loaders(data: Dataset, split: str, tcfg, seed: int, start: int, stop: 
                                    info.rank, info.world_size)
         loaders[task] = DataLoader(
             ds, batch_sampler=sampler, collate_fn=COLLATE[task], num_workers=workers,
-            persistent_workers=False, prefetch_factor=2 if workers else None,
+            persistent_workers=False, prefetch_factor=2 if workers else None, pin_memory=torch.cuda.is_available(),
             worker_init_fn=_worker_init if workers else None,
         )
     return loaders, datasets

@@ -278,10 +278,11 @@ def background(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, fl
 
 
 def make_image(rng: np.random.Generator, spec: dict, size: tuple[int, int] | None = None,
-               max_rotation: float = 5.0, details: dict | None = None) -> np.ndarray:
-    """One classification image of the car model ``spec`` (``size`` = (w, h), else drawn here)."""
+               max_rotation: float = 5.0, details: dict | None = None, width=(176, 320)) -> np.ndarray:
+    """One classification image of the car model ``spec`` (``size`` = (w, h), else drawn here:
+    ``width`` px wide (min, max))."""
     if size is None:
-        w = int(rng.integers(176, 321))
+        w = int(rng.integers(int(width[0]), int(width[1]) + 1))
         h = int(round(w * rng.uniform(0.56, 0.85)))
     else:
         w, h = size

@@ -18,7 +18,7 @@ from ..classes import TT100K_CATEGORIES
 # Relative frequencies of the demo's sign categories (TT100K is long-tailed too).
 SIGN_WEIGHTS = {"pn": 3.0, "pne": 2.5, "i5": 2.0, "pl50": 2.0, "io": 2.0, "pl80": 1.5, "p11": 1.5, "pl40": 1.5,
                 "pl30": 1.0, "w57": 1.0, "ip": 1.0, "p26": 1.0}
-MIN_SIGN, MAX_SIGN = 8.0, 64.0
+MIN_SIGN, MAX_SIGN = 8.0, 64.0  # the default data.demo.det_sign_px
 EMPTY_FRACTION = 0.1
 HARD_EMPTY_FRACTION = 0.06
 MAX_SIGNS = 6
@@ -200,7 +200,8 @@ def _overlaps(box, boxes, margin: float = 2.0) -> bool:
 
 
 def _place_signs(img: np.ndarray, rng: np.random.Generator, st: _Street, names: list[str],
-                 hard_sizes: bool = False) -> list[tuple[str, list[float]]]:
+                 hard_sizes: bool = False, sign_px=(MIN_SIGN, MAX_SIGN)) -> list[tuple[str, list[float]]]:
+    lo, hi = float(sign_px[0]), float(sign_px[1])
     w, h = st.w, st.h
     weights = np.array([SIGN_WEIGHTS.get(n, 1.0) for n in names], np.float64)
     weights /= weights.sum()
@@ -214,7 +215,7 @@ def _place_signs(img: np.ndarray, rng: np.random.Generator, st: _Street, names: 
     tries = 0
     while len(placed) < n and tries < 40:
         tries += 1
-        size = hard.sign_size(rng, MIN_SIGN, MAX_SIGN) if hard_sizes else draw.loguniform(rng, MIN_SIGN, MAX_SIGN)
+        size = hard.sign_size(rng, lo, hi) if hard_sizes else draw.loguniform(rng, lo, hi)
         name = names[int(rng.choice(len(names), p=weights))]
         angle, squeeze = rng.normal(0, 2.5), rng.uniform(0.82, 1.0)
         mode = rng.random()
@@ -244,7 +245,7 @@ def _place_signs(img: np.ndarray, rng: np.random.Generator, st: _Street, names: 
         bxs = [it[5] for it in items]
         if any(b[0] < 1 or b[1] < 1 or b[0] + b[2] > w - 1 or b[1] + b[3] > h - 1 for b in bxs):
             continue
-        if any(min(b[2], b[3]) < MIN_SIGN - 1e-6 for b in bxs):
+        if any(min(b[2], b[3]) < lo - 1e-6 for b in bxs):
             continue
         if any(_overlaps(b, boxes) for b in bxs):
             continue
@@ -272,9 +273,10 @@ def _place_signs(img: np.ndarray, rng: np.random.Generator, st: _Street, names: 
 
 
 def make_image(rng: np.random.Generator, size_range, names=signs.DEMO_SIGNS,
-               profile: str = "demo") -> tuple[np.ndarray, list[tuple[str, list[float]]]]:
-    """One street image and its signs as (category name, [x, y, w, h]); ``profile`` hard: TT100K's
-    sign sizes and unannotated direction boards and traffic lights (:mod:`.hard`)."""
+               profile: str = "demo", sign_px=(MIN_SIGN, MAX_SIGN)) -> tuple[np.ndarray, list[tuple[str, list[float]]]]:
+    """One street image and its signs as (category name, [x, y, w, h]), sides within ``sign_px``;
+    ``profile`` hard: TT100K's sign sizes and unannotated direction boards and traffic lights
+    (:mod:`.hard`)."""
     w, h = image_size(rng, size_range)
     st = _Street(rng, w, h)
     img = _background(rng, st)
@@ -283,7 +285,7 @@ def make_image(rng: np.random.Generator, size_range, names=signs.DEMO_SIGNS,
     _clutter(img, rng, st)
     if profile == "hard":
         hard.distractors(img, rng, st.yh)
-    anns = _place_signs(img, rng, st, list(names), hard_sizes=profile == "hard")
+    anns = _place_signs(img, rng, st, list(names), hard_sizes=profile == "hard", sign_px=sign_px)
     # Clouds, stains and uneven illumination, plus sensor grain (one luminance field, added in int16).
     noise = draw.smooth_noise(rng, h, w, rng.uniform(24, 64)) * np.float32(rng.uniform(5, 10))
     noise += draw.grain(rng, h, w, rng.uniform(2, 6))[:, :, 0]

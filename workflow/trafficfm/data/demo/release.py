@@ -21,6 +21,7 @@ The raw text files carry the quirks of real releases, on purpose, so the convert
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -73,14 +74,18 @@ def resolve_config(demo_cfg, layout) -> tuple[dict, dict]:
     for key, value in cfg.items():
         if key == "profile":
             continue
-        if key in ("det_size", "seg_size"):
+        if key in ("det_size", "seg_size", "cls_width", "det_sign_px"):
             if len(value) != 2 or min(int(v) for v in value) < 1:
                 raise ValueError(f"data.demo.{key} must be two positive integers, got {value!r}")
         elif int(value) < 0:
             raise ValueError(f"data.demo.{key} must be >= 0, got {value!r}")
-    lo, hi = (int(v) for v in cfg["det_size"])
-    if lo > hi or lo < 2 * detection.MAX_SIGN:
-        raise ValueError(f"data.demo.det_size must be [min, max] with {2 * int(detection.MAX_SIGN)} <= min <= max, got {cfg['det_size']!r}")
+    for key in ("det_size", "cls_width", "det_sign_px"):
+        if int(cfg[key][0]) > int(cfg[key][1]):
+            raise ValueError(f"data.demo.{key} must be [min, max] with min <= max, got {cfg[key]!r}")
+    if int(cfg["det_size"][0]) < 2 * int(cfg["det_sign_px"][1]):
+        raise ValueError(f"data.demo.det_size must be at least twice the largest sign (det_sign_px), got {cfg['det_size']!r}")
+    if int(cfg["cls_width"][0]) < 64:
+        raise ValueError(f"data.demo.cls_width must be at least 64 px, got {cfg['cls_width']!r}")
     if min(int(v) for v in cfg["seg_size"]) < 32:
         raise ValueError("data.demo.seg_size must be at least 32 x 32")
     if int(cfg["cls_classes"]) < 1:
@@ -140,7 +145,7 @@ def _classification(root: Path, cfg: dict, ai: dict) -> dict:
     is_hard = cfg["profile"] == "hard"
     specs = (hard if is_hard else classification).class_specs(seed, n_classes)
     ids = hard.class_ids(n_classes) if is_hard else list(range(n_classes))
-    make = hard.make_cls_image if is_hard else classification.make_image
+    make = hard.make_cls_image if is_hard else functools.partial(classification.make_image, width=cfg["cls_width"])
     splits = dict(zip(ROLES, list(ai["train_splits"]) + [ai["test_split"]]))
     counts = {"classes": n_classes, "class_ids": ids, "class_names": [s["name"] for s in specs]}
     for role, split in splits.items():
@@ -189,7 +194,7 @@ def _detection(root: Path, cfg: dict, ai: dict) -> dict:
         images, anns, empty = [], [], 0
         for i, name in enumerate(names):
             irng = draw.rng_for(seed, "det", role, i)
-            img, boxes = detection.make_image(irng, cfg["det_size"], profile=cfg["profile"])
+            img, boxes = detection.make_image(irng, cfg["det_size"], profile=cfg["profile"], sign_px=cfg["det_sign_px"])
             draw.save_jpeg(folder / name, img, int(irng.integers(80, 96)))
             image_id = int(Path(name).stem)
             images.append({"file_name": name, "id": image_id, "width": int(img.shape[1]), "height": int(img.shape[0])})
