@@ -36,7 +36,8 @@ def schedule_steps(tcfg: dict, sizes: dict[str, int]) -> int:
     need = {t: math.ceil(float(epochs[t]) * sizes[t] / int(tcfg["tasks"][t]["batch_size"])) for t in epochs if sizes[t]}
     if not need:
         raise ValueError("allinone.train: set steps, or epochs for at least one task with training data")
-    log.info("schedule from epochs %s over %s training images: steps per task %s", epochs, sizes, need)
+    log.info("schedule from epochs %s over %s training images: steps per task %s", {t: epochs[t] for t in epochs},
+             sizes, need)
     return max(need.values())
 
 
