@@ -86,6 +86,8 @@ def _predict_seg(model, data: Dataset, split: str, out_dir: Path, dev, cfg, prec
     if len(set(names)) != len(names):
         raise ValueError(f"seg_{split}: two images share a file stem; their label maps would collide")
     final = out_dir / f"seg_{split}"
+    for leftover in out_dir.glob(f".seg_{split}.*"):  # of a killed run: never read, removed
+        shutil.rmtree(leftover, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".seg_{split}.", dir=out_dir))
     if soft_dir is not None:
         (Path(soft_dir) / "seg").mkdir(parents=True, exist_ok=True)

@@ -99,7 +99,10 @@ def train(dataset_dir: str | Path, model_path: str | Path, checkpoint_dir: str |
     selection = {k: tcfg[k] for k in ("keep_best", "eval_every", "eval_limit")} if tcfg["keep_best"] else {}
     trainer = Trainer(tcfg, device=cfg["device"], precision=cfg["precision"], checkpoint_dir=checkpoint_dir,
                       settings=result_settings(tcfg, seed=cfg["seed"], model=cfg["model"], precision=cfg["precision"],
-                                               splits=splits, manifest=data.manifest, selection=selection))
+                                               # not where the data lies: a moved project still resumes
+                                               splits=splits, manifest={k: v for k, v in data.manifest.items()
+                                                                        if k != "root"},
+                                               selection=selection))
     seed_everything(int(cfg["seed"]))
     model = AllInOneModel(cfg["model"], num_classes).to(trainer.device).to(memory_format=torch.channels_last)
     lr = float(cfg["train"]["lr"])
