@@ -268,5 +268,5 @@ def test_sha256_helpers(tmp_path):
     (tmp_path / "SHA256SUMS").write_text(f"{SHA.upper()}  x.tar\n\n{other} *./y tar.gz\n")
     assert read_sha256sums(tmp_path / "SHA256SUMS") == {"x.tar": SHA, "y tar.gz": other}
     (tmp_path / "BAD").write_text("nonsense\n")
-    with pytest.raises(ValueError, match="BAD:1"):
+    with pytest.raises(FetchError, match="BAD:1"):
         read_sha256sums(tmp_path / "BAD")

@@ -21,12 +21,14 @@ import yaml
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
+from .errors import TrafficfmError
+
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
 CONFIG_FILE = Path(__file__).resolve().parents[2] / "config.yaml"  # the repository's defaults
 SECTIONS = ("data", "allinone", "retrieval", "submission")
 
 
-class ConfigError(ValueError):
+class ConfigError(TrafficfmError, ValueError):
     """The config does not match its schema; the message names the key and the rule broken."""
 
 

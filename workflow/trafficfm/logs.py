@@ -1,4 +1,5 @@
-"""Per-rule logging: every script sends its log records (and warnings) to the rule's `log:` file."""
+"""Per-rule logging: every script sends its log records (and warnings) to the rule's `log:` file,
+and a script that stops on an exception reports it there too (:func:`report_uncaught`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import logging
 import os
 import sys
 from pathlib import Path
+
+from .errors import TrafficfmError
 
 
 def setup_logging(log_path: str | Path | None = None, level: int = logging.INFO) -> logging.Logger:
@@ -25,4 +28,20 @@ def setup_logging(log_path: str | Path | None = None, level: int = logging.INFO)
         force=True,
     )
     logging.captureWarnings(True)
+    sys.excepthook = report_uncaught
     return logging.getLogger("trafficfm")
+
+
+def report_uncaught(kind: type[BaseException], error: BaseException, traceback) -> None:
+    """Where a script's uncaught exception goes (``sys.excepthook``): to the log handlers, which
+    write the rule's log file and stderr, so stderr shows it once. An expected failure
+    (:class:`~trafficfm.errors.TrafficfmError`) is the message alone; anything else keeps its
+    traceback. The process then exits with status 1, as Python does after any uncaught exception."""
+    log = logging.getLogger("trafficfm")
+    if issubclass(kind, TrafficfmError):
+        log.error("%s", error)
+    elif issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, error, traceback)
+    else:
+        log.critical("unexpected error (a bug or a problem of the environment):",
+                     exc_info=(kind, error, traceback))

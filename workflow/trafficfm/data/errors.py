@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from ..errors import TrafficfmError
+
 log = logging.getLogger(__name__)
 
 MAX_LISTED = 25
 
 
-class DataError(ValueError):
+class DataError(TrafficfmError, ValueError):
     """Raised when a release holds records that cannot be converted."""
 
 

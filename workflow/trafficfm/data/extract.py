@@ -19,14 +19,20 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
+from ..errors import TrafficfmError
+
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 ZIP_SUFFIXES = (".zip",)
 # What a corrupt or truncated archive raises, besides the archive modules' own errors.
 _CORRUPT = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError)
 
 
-class ExtractError(Exception):
+class ExtractError(TrafficfmError):
     """An archive that is unreadable, unsafe, empty or of an unknown kind."""
+
+
+class ReleaseNotFound(ExtractError, FileNotFoundError):
+    """No archive, or no release tree, where the config says it is."""
 
 
 def extract(archive: str | Path, dest_root: str | Path) -> list[str]:
@@ -44,7 +50,7 @@ def extract(archive: str | Path, dest_root: str | Path) -> list[str]:
         raise ExtractError(f"{archive}: unknown archive kind (expected one of "
                            f"{', '.join(TAR_SUFFIXES + ZIP_SUFFIXES)})")
     if not archive.is_file():
-        raise FileNotFoundError(f"{archive}: no such archive")
+        raise ReleaseNotFound(f"{archive}: no such archive")
     dest_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=dest_root))
     try:
@@ -103,7 +109,7 @@ def find_release_tree(local_dir: str | Path, expected_tops: list[str]) -> Path:
     """Return the folder holding all ``expected_tops`` folders: ``local_dir`` itself or one level down."""
     local_dir = Path(local_dir)
     if not local_dir.is_dir():
-        raise FileNotFoundError(f"{local_dir}: not a folder (data.local_dir)")
+        raise ReleaseNotFound(f"{local_dir}: not a folder (data.local_dir)")
 
     def complete(folder: Path) -> bool:
         return all((folder / top).is_dir() for top in expected_tops)
@@ -115,11 +121,11 @@ def find_release_tree(local_dir: str | Path, expected_tops: list[str]) -> Path:
     if len(matches) == 1:
         return matches[0]
     if matches:
-        raise FileNotFoundError(f"{local_dir}: several folders hold a release "
+        raise ReleaseNotFound(f"{local_dir}: several folders hold a release "
                                 f"({', '.join(p.name for p in matches)}); point data.local_dir at one")
     found = [f"{local_dir}: {_listing(local_dir)}"]
     found += [f"{p.name}/: {_listing(p)}" for p in subdirs[:10]]
-    raise FileNotFoundError(
+    raise ReleaseNotFound(
         f"{local_dir}: expected the folders {', '.join(expected_tops)} here or one level down; "
         "found " + "; ".join(found))
 

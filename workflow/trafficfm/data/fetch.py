@@ -22,6 +22,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..config import ConfigError
+from ..errors import TrafficfmError
+
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
@@ -30,7 +33,7 @@ MAX_RETRY_AFTER_S = 300.0  # cap on a server's Retry-After, so a silly hint cann
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
-class FetchError(Exception):
+class FetchError(TrafficfmError):
     """A fetch that failed for good: bad URL or status, checksum mismatch, retries exhausted."""
 
 
@@ -59,11 +62,11 @@ def read_sha256sums(path: str | Path) -> dict[str, str]:
             continue
         match = re.fullmatch(r"([0-9a-fA-F]{64}) [ *](.+)", line.strip())
         if not match:
-            raise ValueError(f"{path}:{number}: not a sha256sum line: {line!r}")
+            raise FetchError(f"{path}:{number}: not a sha256sum line: {line!r}")
         digest, name = match.group(1).lower(), match.group(2)
         name = name[2:] if name.startswith("./") else name  # `sha256sum ./x.tar` writes "./x.tar"
         if sums.get(name, digest) != digest:
-            raise ValueError(f"{path}:{number}: {name} listed twice with different hashes")
+            raise FetchError(f"{path}:{number}: {name} listed twice with different hashes")
         sums[name] = digest
     return sums
 
@@ -119,7 +122,7 @@ def _normalise_sha256(url: str, sha256: str | None) -> str | None:
         return None
     value = sha256.strip().lower().removeprefix("sha256:")
     if not _HEX64.fullmatch(value):
-        raise ValueError(f"{url}: sha256 must be 64 hex digits, got {sha256!r}")
+        raise ConfigError(f"{url}: sha256 must be 64 hex digits, got {sha256!r}")
     return value
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import ConfigError
 from ..paths import ARCHIVE_DIR, DEMO_DIR, RELEASE_DIR  # noqa: F401 (re-exported)
 
 
@@ -51,16 +52,16 @@ def plan_release(data_cfg: dict, workdir: str | Path = ".") -> ReleasePlan:
     elif source == "urls":
         missing = [k for k, e in entries.items() if not e["url"]]
         if missing:
-            raise ValueError(f"data.source is 'urls' but data.archives.{missing[0]}.url is not set "
+            raise ConfigError(f"data.source is 'urls' but data.archives.{missing[0]}.url is not set "
                              f"(also missing: {', '.join(missing[1:]) or 'none'})")
         archives = {k: Archive(k, e["track"], e["file"], e["url"], e["sha256"]) for k, e in entries.items()}
     elif source == "local":
         local = data_cfg["local_dir"]
         if not local:
-            raise ValueError("data.source is 'local' but data.local_dir is not set")
+            raise ConfigError("data.source is 'local' but data.local_dir is not set")
         local = Path(local).expanduser().resolve()
         if not local.is_dir():
-            raise ValueError(f"data.local_dir {local} is not a folder")
+            raise ConfigError(f"data.local_dir {local} is not a folder")
         if all((local / e["file"]).is_file() for e in entries.values()):
             archives = {k: Archive(k, e["track"], e["file"], (local / e["file"]).as_uri(), e["sha256"])
                         for k, e in entries.items()}
@@ -71,6 +72,6 @@ def plan_release(data_cfg: dict, workdir: str | Path = ".") -> ReleasePlan:
             roots = {t: str(find_release_tree(local, expected_tops(t, data_cfg["layout"]))) for t in tracks}
             return ReleasePlan(source, {}, roots)
     else:
-        raise ValueError(f"data.source must be demo, urls or local, not {source!r}")
+        raise ConfigError(f"data.source must be demo, urls or local, not {source!r}")
     roots = {a.track: str(workdir / RELEASE_DIR) for a in archives.values()}
     return ReleasePlan(source, archives, roots)

@@ -24,13 +24,14 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
+from ..errors import TrafficfmError
 from .relevance import AttributeCodec
 
 EPS = 1e-6
 KINDS = ("vehicle", "pedestrian")
 
 
-class TextOrderError(ValueError):
+class TextOrderError(TrafficfmError, ValueError):
     """The submission's texts are not the ground truth's texts in the same order."""
 
 

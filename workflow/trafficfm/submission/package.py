@@ -20,6 +20,7 @@ import zipfile
 from pathlib import Path
 
 from .. import atomic
+from ..errors import TrafficfmError
 from .allinone import build_allinone
 from .reference import AllInOneReference, RetrievalReference
 from .retrieval import build_retrieval
@@ -32,7 +33,7 @@ ZIP_COMPRESSION = zipfile.ZIP_DEFLATED
 ZIP_LEVEL = 6
 
 
-class SubmissionRejected(RuntimeError):
+class SubmissionRejected(TrafficfmError, RuntimeError):
     """The built submission failed validation; no zip was written. ``report`` says why."""
 
     def __init__(self, report: Report, report_path: Path | None):

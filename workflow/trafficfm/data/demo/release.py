@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from . import classification, detection, draw, hard, retrieval, segmentation, signs
+from ...config import ConfigError
 from ..classes import BDD100K_CLASSES
 
 # demo: few easy classes with ids 0..n-1; hard: the real datasets' difficulties (see :mod:`.hard`)
@@ -68,34 +69,34 @@ def resolve_config(demo_cfg, layout) -> tuple[dict, dict]:
     cannot say (sizes that fit the signs, queries drawn from a non-empty gallery)."""
     cfg = dict(demo_cfg)
     if cfg["profile"] not in PROFILES:
-        raise ValueError(f"data.demo.profile must be one of {list(PROFILES)}, got {cfg['profile']!r}")
+        raise ConfigError(f"data.demo.profile must be one of {list(PROFILES)}, got {cfg['profile']!r}")
     if cfg["profile"] == "hard" and not 2 <= int(cfg["cls_classes"]) <= hard.NUM_IDS:
-        raise ValueError(f"data.demo.cls_classes must be 2..{hard.NUM_IDS} with profile hard, got {cfg['cls_classes']!r}")
+        raise ConfigError(f"data.demo.cls_classes must be 2..{hard.NUM_IDS} with profile hard, got {cfg['cls_classes']!r}")
     for key, value in cfg.items():
         if key == "profile":
             continue
         if key in ("det_size", "seg_size", "cls_width", "det_sign_px"):
             if len(value) != 2 or min(int(v) for v in value) < 1:
-                raise ValueError(f"data.demo.{key} must be two positive integers, got {value!r}")
+                raise ConfigError(f"data.demo.{key} must be two positive integers, got {value!r}")
         elif int(value) < 0:
-            raise ValueError(f"data.demo.{key} must be >= 0, got {value!r}")
+            raise ConfigError(f"data.demo.{key} must be >= 0, got {value!r}")
     for key in ("det_size", "cls_width", "det_sign_px"):
         if int(cfg[key][0]) > int(cfg[key][1]):
-            raise ValueError(f"data.demo.{key} must be [min, max] with min <= max, got {cfg[key]!r}")
+            raise ConfigError(f"data.demo.{key} must be [min, max] with min <= max, got {cfg[key]!r}")
     if int(cfg["det_size"][0]) < 2 * int(cfg["det_sign_px"][1]):
-        raise ValueError(f"data.demo.det_size must be at least twice the largest sign (det_sign_px), got {cfg['det_size']!r}")
+        raise ConfigError(f"data.demo.det_size must be at least twice the largest sign (det_sign_px), got {cfg['det_size']!r}")
     if int(cfg["cls_width"][0]) < 64:
-        raise ValueError(f"data.demo.cls_width must be at least 64 px, got {cfg['cls_width']!r}")
+        raise ConfigError(f"data.demo.cls_width must be at least 64 px, got {cfg['cls_width']!r}")
     if min(int(v) for v in cfg["seg_size"]) < 32:
-        raise ValueError("data.demo.seg_size must be at least 32 x 32")
+        raise ConfigError("data.demo.seg_size must be at least 32 x 32")
     if int(cfg["cls_classes"]) < 1:
-        raise ValueError("data.demo.cls_classes must be >= 1")
+        raise ConfigError("data.demo.cls_classes must be >= 1")
     if int(cfg["retrieval_test_queries"]) > 0 and int(cfg["retrieval_test"]) < 1:
-        raise ValueError("data.demo.retrieval_test_queries needs data.demo.retrieval_test >= 1 (queries are drawn from the test gallery)")
+        raise ConfigError("data.demo.retrieval_test_queries needs data.demo.retrieval_test >= 1 (queries are drawn from the test gallery)")
     lay = {part: dict(layout[part]) for part in ("allinone", "retrieval")}
     for part in ("allinone", "retrieval"):
         if len(lay[part]["train_splits"]) != 2:
-            raise ValueError(f"data.layout.{part}.train_splits must name two splits (train, val)")
+            raise ConfigError(f"data.layout.{part}.train_splits must name two splits (train, val)")
     return cfg, lay
 
 
