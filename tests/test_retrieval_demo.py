@@ -26,7 +26,7 @@ from workflow_runner import run_snakemake
 ROOT = Path(__file__).resolve().parents[1]
 # the unit tests' tiny retrieval model and schedule, without augmentation
 SETTINGS = tiny({"retrieval": RETRIEVAL_TESTS}, "retrieval.train.augment.scale_min=1.0",
-                "retrieval.train.augment.hflip=false")
+                "retrieval.train.augment.hflip=false", "retrieval.train.epochs=8")
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,9 @@ def test_demo_through_converter_to_rankings(demo, tmp_path):
     finetune(data, tmp_path / "model.pt", SETTINGS.retrieval, tmp_path / "ckpt", None, "train")
     result = evaluate(data, tmp_path / "model.pt", tmp_path / "val_metrics.json", tmp_path / "per_kind.json",
                       tmp_path / "rerank.json", SETTINGS.retrieval, "val", rankings_out=tmp_path / "val_rankings.csv")
-    assert 0 <= result["metrics"]["map10"] <= 1 + 1e-5
+    # Fine-tuning learns: measured val mAP@10 0.304 -> 0.651 after 8 epochs on one thread (0.573 with
+    # another seed; 2 epochs reach only 0.391); the margin 0.15 leaves room for other thread counts.
+    assert result["metrics"]["map10"] >= result["metrics"]["map10_before"] + 0.15, result["metrics"]
     assert result["per_kind"]["after"]["overall"]["queries"] == len(val)
 
     frame = predict(data, tmp_path / "model.pt", tmp_path / "rerank.json", tmp_path / "test_rankings.csv",

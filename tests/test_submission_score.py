@@ -48,6 +48,26 @@ def test_hand_computed_allinone(val):
     assert scores["score"] == pytest.approx((4 / 6 + scores["det_map50"] + 1.0) / 3)
 
 
+def test_detection_scoring_works_with_pycocotools_that_needs_info(monkeypatch):
+    """pycocotools 2.0.9 and 2.0.10 read ``dataset["info"]`` in ``loadRes``; 2.0.11 tolerates its
+    absence. Scoring must work with both: here loadRes behaves like the older releases."""
+    from pycocotools.coco import COCO
+
+    load_res = COCO.loadRes
+
+    def strict_load_res(self, results):
+        self.dataset["info"]  # noqa: B018 (KeyError, as in pycocotools 2.0.9/2.0.10)
+        return load_res(self, results)
+
+    monkeypatch.setattr(COCO, "loadRes", strict_load_res)
+    coco = {"images": [{"id": 1, "width": 100, "height": 100, "file_name": "x.jpg"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 0, "bbox": [10, 10, 20, 20], "area": 400,
+                             "iscrowd": 0}],
+            "categories": [{"id": 0, "name": "a"}]}
+    hit = {"image_id": 1, "category_id": 0, "bbox": [10, 10, 20, 20], "score": 0.5}
+    assert score_dec([hit], coco)["map50"] == pytest.approx(1.0)
+
+
 def test_scorer_functions_by_hand():
     assert score_cls([{"a.jpg": 1}, {"b.jpg": 2}, {"c.jpg": 0}], {"a.jpg": 1, "b.jpg": 1, "c.jpg": 0}) == 2 / 3
     assert score_cls({"a.jpg": 1, "b.jpg": 1}, {"a.jpg": 1, "b.jpg": 1}) == 1.0

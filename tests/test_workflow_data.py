@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -42,13 +41,14 @@ def test_data_stage_outputs(workdir):
     assert not list((workdir / "resources/archives").glob("*.part"))
 
 
-def test_second_run_does_nothing_quickly(workdir):
-    start = time.perf_counter()
+def test_second_run_does_nothing(workdir):
+    """(How long a no-op run takes is a benchmark figure, not a test: it depends on the machine's load.)"""
+    stamps = {p: p.stat().st_mtime_ns for p in (workdir / "results").rglob("*") if p.is_file()}
     result = snakemake(workdir, *DATA_TARGETS, "--dry-run")
     assert "Nothing to be done" in result.stdout + result.stderr
     real = snakemake(workdir, *DATA_TARGETS)
-    assert time.perf_counter() - start < 20, "two no-op runs took too long"
     assert "Nothing to be done" in real.stdout + real.stderr
+    assert {p: p.stat().st_mtime_ns for p in (workdir / "results").rglob("*") if p.is_file()} == stamps
 
 
 def test_bad_config_names_the_key(tmp_path):

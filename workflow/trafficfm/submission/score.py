@@ -35,12 +35,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..errors import TrafficfmError
 from .polygons import rasterise
 from .reference import AllInOneReference, RetrievalReference
 from .validate import Report, validate_allinone_file, validate_retrieval_file
 
 
-class NotScorable(ValueError):
+class NotScorable(TrafficfmError, ValueError):
     """The split has no labels, or the submission is invalid (the report says why)."""
 
     def __init__(self, message: str, report: Report | None = None):
@@ -69,8 +70,9 @@ def score_dec(detections: list[dict], coco_gt: dict) -> dict:
 
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO()
-        gt.dataset = {"images": coco_gt["images"], "annotations": coco_gt["annotations"],
-                      "categories": coco_gt["categories"]}
+        # pycocotools 2.0.9 and 2.0.10 read ``info`` in loadRes (KeyError without it)
+        gt.dataset = {"info": {}, "licenses": [], "images": coco_gt["images"],
+                      "annotations": coco_gt["annotations"], "categories": coco_gt["categories"]}
         gt.createIndex()
         dt = gt.loadRes([{k: det[k] for k in ("image_id", "category_id", "bbox", "score")} for det in detections])
         evaluator = COCOeval(gt, dt, "bbox")
