@@ -106,6 +106,29 @@ def _check_box(bbox, width: int, height: int) -> str | None:
     return None
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# The fields a COCO record must have, and what each must hold.
+IMAGE_FIELDS = {"id": (_is_int, "an integer"), "file_name": (lambda v: isinstance(v, str) and v, "a file name"),
+                "width": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+                "height": (lambda v: _is_int(v) and v > 0, "a positive integer")}
+ANNOTATION_FIELDS = {"id": (_is_int, "an integer"), "image_id": (_is_int, "an integer"),
+                     "category_id": (_is_int, "an integer"), "bbox": (lambda v: True, "")}
+
+
+def _field_problem(record, fields: dict) -> str | None:
+    """Why ``record`` is not an object with ``fields`` of the right kinds (None when it is)."""
+    if not isinstance(record, dict):
+        return f"expected an object, got {type(record).__name__}"
+    missing = [k for k in fields if k not in record]
+    if missing:
+        return f"missing field(s) {', '.join(missing)}"
+    wrong = [f"{k} must be {what}, got {record[k]!r}" for k, (ok, what) in fields.items() if not ok(record[k])]
+    return "; ".join(wrong) or None
+
+
 def convert_det_split(root: Path, base: str, split: str, layout: dict, categories: list[dict],
                       errors: ErrorCollector) -> dict:
     """Check a COCO file against its images and rewrite it with root-relative file names."""
@@ -130,6 +153,12 @@ def _read_coco(json_path: Path, shown: str, errors: ErrorCollector) -> dict | No
     except json.JSONDecodeError as error:
         errors.add(shown, f"line {error.lineno} column {error.colno}", f"invalid JSON: {error.msg}")
         return None
+    except UnicodeDecodeError as error:
+        errors.add(shown, f"byte {error.start}", "not UTF-8 text")
+        return None
+    if not isinstance(coco, dict):
+        errors.add(shown, "top level", f"expected a COCO object, got {type(coco).__name__}")
+        return None
     for key in ("images", "annotations"):
         if not isinstance(coco.get(key), list):
             errors.add(shown, key, f"'{key}' must be a list")
@@ -142,9 +171,9 @@ def _det_images(records: list, image_dir: Path, root: Path, shown: str, errors: 
     usable, seen_ids = [], set()
     for index, record in enumerate(records):
         where = f"images[{index}]"
-        missing = [k for k in ("file_name", "id", "width", "height") if k not in record]
-        if missing:
-            errors.add(shown, where, f"missing field(s) {', '.join(missing)}")
+        problem = _field_problem(record, IMAGE_FIELDS)
+        if problem:
+            errors.add(shown, where, problem)
             continue
         if record["id"] in seen_ids:
             errors.add(shown, f"{where} (id={record['id']})", "duplicate image id")
@@ -171,10 +200,10 @@ def _det_annotations(records: list, images: dict, valid_ids: set, shown: str, er
     """The valid annotations, boxes clipped to their image (within the rounding tolerance)."""
     annotations, seen = [], set()
     for index, ann in enumerate(records):
-        where = f"annotations[{index}] (id={ann.get('id')})"
-        missing = [k for k in ("id", "image_id", "category_id", "bbox") if k not in ann]
-        if missing:
-            errors.add(shown, where, f"missing field(s) {', '.join(missing)}")
+        where = f"annotations[{index}]" + (f" (id={ann.get('id')!r})" if isinstance(ann, dict) else "")
+        problem = _field_problem(ann, ANNOTATION_FIELDS)
+        if problem:
+            errors.add(shown, where, problem)
             continue
         if ann["id"] in seen:
             errors.add(shown, where, "duplicate annotation id")
