@@ -30,16 +30,18 @@ TASK_IDS = {"cls": 1, "det": 2, "seg": 3}
 def read_rgb(path: str | Path) -> np.ndarray:
     """HWC uint8 RGB. JPEGs go through torchvision.io.decode_jpeg, which decodes to RGB: the same
     pixels as OpenCV here without its BGR -> RGB copy, which on a 2048 px image costs about as much
-    as the decoding (`python -m trafficfm.cost` measures both per CPU core)."""
+    as the decoding (`python -m trafficfm.cost` measures both per CPU core). Pixels as stored: an
+    EXIF orientation tag is not applied (annotation sizes and label maps refer to the stored pixels,
+    and every other reader here, PIL, sees them so too)."""
     data = Path(path).read_bytes()
     if data[:2] == b"\xff\xd8":
         try:
             raw = torch.frombuffer(bytearray(data), dtype=torch.uint8)
-            img = decode_jpeg(raw, mode=ImageReadMode.RGB, apply_exif_orientation=True)  # as cv2.imread does
+            img = decode_jpeg(raw, mode=ImageReadMode.RGB, apply_exif_orientation=False)
             return img.permute(1, 2, 0).contiguous().numpy()
         except RuntimeError:
             pass  # a JPEG torchvision rejects (e.g. CMYK): OpenCV below
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if img is None:
         raise OSError(f"{path}: cannot read image")
     return np.ascontiguousarray(img[:, :, ::-1])
