@@ -16,6 +16,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/allinone.smk"
 include: "workflow/rules/retrieval.smk"
 include: "workflow/rules/submission.smk"
+include: "workflow/rules/experiments.smk"
 include: "workflow/rules/report.smk"
 
 

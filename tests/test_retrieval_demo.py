@@ -85,18 +85,20 @@ def _snakemake(workdir: Path, *targets: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_snakemake_retrieval_rules(tmp_path):
-    targets = ["results/retrieval/val_metrics.json", "results/retrieval/test_rankings.csv"]
+    base = "results/retrieval/experiments/base"  # the default run's one experiment
+    targets = [f"{base}/val_metrics.json", f"{base}/test_rankings.csv"]
     result = _snakemake(tmp_path, *targets)
     assert result.returncode == 0, result.stderr[-5000:]
-    metrics = json.loads((tmp_path / "results/retrieval/val_metrics.json").read_text())
+    metrics = json.loads((tmp_path / base / "val_metrics.json").read_text())
     assert set(metrics) == {"map10", "map10_before", "recall@1", "recall@5", "recall@10"}
-    for name in ("val_metrics_per_kind.json", "rerank.json", "val_rankings.csv", "model.pt", "train_summary.json"):
-        assert (tmp_path / "results/retrieval" / name).exists(), name
+    for name in ("val_metrics_per_kind.json", "rerank.json", "val_rankings.csv", "model.pt", "train_summary.json",
+                 "embeddings_val.npz", "embeddings_test.npz"):
+        assert (tmp_path / base / name).exists(), name
     for rule in ("finetune_retrieval", "evaluate_retrieval", "predict_retrieval"):
-        assert (tmp_path / "logs" / f"{rule}.log").exists(), rule
-        assert (tmp_path / "benchmarks" / f"{rule}.tsv").exists(), rule
-    assert (tmp_path / "results/retrieval/checkpoints").is_dir()
-    rankings = pd.read_csv(tmp_path / "results/retrieval/test_rankings.csv", keep_default_na=False)
+        assert (tmp_path / "logs" / rule / "base.log").exists(), rule
+        assert (tmp_path / "benchmarks" / rule / "base.tsv").exists(), rule
+    assert (tmp_path / base / "checkpoints").is_dir()
+    rankings = pd.read_csv(tmp_path / base / "test_rankings.csv", keep_default_na=False)
     assert list(rankings.columns) == ["query", "text", "rank", "name"]
     again = _snakemake(tmp_path, *targets, "--dry-run")  # nothing left to do
     assert again.returncode == 0 and "finetune_retrieval" not in again.stdout

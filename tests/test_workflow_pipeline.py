@@ -68,12 +68,12 @@ def test_report_has_every_stage(built):
 def test_training_rule_starts_torchrun_when_given_two_gpus(built):
     """`resources: gpu=2` on a training rule: the script starts itself under torchrun (on this CPU
     machine the two ranks use gloo), rank 0 writes the model and the log."""
-    model = built / "results/allinone/model.pt"
+    model = built / "results/allinone/experiments/base/model.pt"
     stamp = model.stat().st_mtime_ns
     _snakemake(built, "--forcerun", "train_allinone", "--until", "train_allinone",
                "--set-resources", "train_allinone:gpu=2", "--resources", "gpu=2")
     assert model.stat().st_mtime_ns != stamp
-    log = (built / "logs/train_allinone.log").read_text()
+    log = (built / "logs/train_allinone/base.log").read_text()
     assert "starting 2 processes" in log and "torch.distributed.run" in log
-    history = json.loads((built / "results/allinone/training_history.json").read_text())
+    history = json.loads((built / "results/allinone/experiments/base/training_history.json").read_text())
     assert history  # written by rank 0 after the distributed run

@@ -1,5 +1,6 @@
 # The workflow's vocabulary, included first: the settings, every path and the split names by role
 # (trafficfm.paths), the release plan and the helpers. Rule files use only the names defined here.
+import json
 import re
 import sys
 from pathlib import Path
@@ -7,11 +8,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from trafficfm import paths
+from trafficfm.comparison import files_of as comparison_files_of
 from trafficfm.config import settings_of
 from trafficfm.data.demo import label_space
+from trafficfm.experiments import plan_experiments
 from trafficfm.data.source import plan_release
 from trafficfm.paths import (
-    ALLINONE_CHECKPOINTS,
     ALLINONE_DATA,
     ALLINONE_DIR,
     ALLINONE_MANIFEST,
@@ -19,9 +21,10 @@ from trafficfm.paths import (
     ALLINONE_PREDICTIONS,
     ARCHIVE_DIR,
     DATA_REPORT,
+    COMPARISON_DIR,
     DEMO_DIR,
+    EXPERIMENTS_DIR,
     RELEASE_DIR,
-    RETRIEVAL_CHECKPOINTS,
     RETRIEVAL_DATA,
     RETRIEVAL_DIR,
     RETRIEVAL_MANIFEST,
@@ -41,6 +44,14 @@ RET = paths.splits(SETTINGS.data, "retrieval")
 ALLINONE_TABLES = paths.allinone_tables(SETTINGS.data)
 RETRIEVAL_TABLES = paths.retrieval_tables(SETTINGS.data)
 ARCHIVES_BY_FILE = {a.file: a for a in PLAN.archives.values()}
+# Experiments per track (merged, validated settings; ensembles; selection): trafficfm.experiments.
+EXPERIMENTS = plan_experiments(SETTINGS)
+AIO_EXP = EXPERIMENTS["allinone"]
+RET_EXP = EXPERIMENTS["retrieval"]
+AIO_EXP_DIR = EXPERIMENTS_DIR["allinone"]
+RET_EXP_DIR = EXPERIMENTS_DIR["retrieval"]
+# AllInOne splits whose predictions are published at the documented paths.
+AIO_PUBLISHED_SPLITS = sorted({AIO.val, AIO.test})
 
 
 def archive_entry(wildcards):
@@ -90,6 +101,7 @@ def final_outputs():
         f"{ALLINONE_DIR}/figures/prediction_examples.png",
         f"{RETRIEVAL_DIR}/figures/training_curve.png",
         f"{RETRIEVAL_DIR}/figures/ranking_examples.png",
+        f"{COMPARISON_DIR}/comparison.csv",
         *paths.submission_outputs(),
         *paths.validation_score_outputs(SETTINGS.data),
     ]
@@ -116,3 +128,120 @@ def check_cluster_resources():
 
 onstart:
     check_cluster_resources()
+
+
+# ------------------------------------------------------------------------------- experiments
+def names_pattern(names):
+    """Wildcard constraint matching exactly these names (none: matching nothing)."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
+def selected_inputs(track, files):
+    """Input function of a publish rule: ``files(selected, lead)`` -> {output name: source path},
+    once the track's selection checkpoint has run."""
+
+    def inputs(wildcards):
+        chosen = json.loads(
+            Path(
+                getattr(checkpoints, f"select_{track}").get().output.selection
+            ).read_text()
+        )
+        return files(chosen["selected"], chosen["lead"])
+
+    return inputs
+
+
+def aio_setting(key):
+    return lambda w: AIO_EXP.settings[
+        w.aio_exp if "aio_exp" in w.keys() else w.aio_trained
+    ][key]
+
+
+def aio_predictions(name, split):
+    folder = AIO_EXP.folder(name)
+    return {
+        "cls": f"{folder}/predictions/cls_{split}.csv",
+        "det": f"{folder}/predictions/det_{split}.json",
+        "seg": f"{folder}/predictions/seg_{split}",
+    }
+
+
+def ret_setting(key, wildcard="ret_exp"):
+    return lambda w: RET_EXP.settings[w[wildcard]][key]
+
+
+def ret_model(wildcards):
+    return f"{RET_EXP.folder(RET_EXP.trained_by(wildcards.ret_exp))}/model.pt"
+
+
+def ret_member_files(path):
+    return lambda w: [
+        f"{RET_EXP.folder(m)}/{path}" for m in RET_EXP.ensembles[w.ret_ens]
+    ]
+
+
+def aio_published(chosen, lead):
+    trained = AIO_EXP.folder(AIO_EXP.trained_by(lead))
+    files = {
+        "model": f"{trained}/model.pt",
+        "history": f"{trained}/training_history.json",
+        "curve": f"{trained}/training_curve.png",
+        "metrics": f"{AIO_EXP.folder(chosen)}/val_metrics.json",
+    }
+    for task in ("cls", "det", "seg"):
+        files[f"per_class_{task}"] = (
+            f"{AIO_EXP.folder(chosen)}/val_{task}_per_class.csv"
+        )
+    for split in AIO_PUBLISHED_SPLITS:
+        for task, path in aio_predictions(chosen, split).items():
+            files[f"{task}_{split}"] = path
+    return files
+
+
+def aio_published_outputs():
+    files = {
+        "model": ALLINONE_MODEL,
+        "history": f"{ALLINONE_DIR}/training_history.json",
+        "curve": report(
+            f"{ALLINONE_DIR}/training_curve.png",
+            category="Training curves",
+            labels={"track": "AllInOne", "file": "loss per task, learning rate"},
+            caption="../report/allinone_curve.rst",
+        ),
+        "metrics": report(
+            f"{ALLINONE_DIR}/val_metrics.json",
+            category="Validation metrics",
+            labels={"track": "AllInOne", "file": "top-1, mAP@0.5, mIoU, score"},
+            caption="../report/allinone_metrics.rst",
+        ),
+    }
+    for task in ("cls", "det", "seg"):
+        files[f"per_class_{task}"] = f"{ALLINONE_DIR}/val_{task}_per_class.csv"
+    for split in AIO_PUBLISHED_SPLITS:
+        for task, path in paths.allinone_predictions(split).items():
+            files[f"{task}_{split}"] = directory(path) if task == "seg" else path
+    return files
+
+
+def ret_published(chosen, lead):
+    trained = RET_EXP.folder(RET_EXP.trained_by(lead))
+    folder = RET_EXP.folder(chosen)
+    return {
+        "model": f"{trained}/model.pt",
+        "summary": f"{trained}/train_summary.json",
+        "metrics": f"{folder}/val_metrics.json",
+        "per_kind": f"{folder}/val_metrics_per_kind.json",
+        "rerank": f"{folder}/rerank.json",
+        "val_rankings": f"{folder}/{RET.val}_rankings.csv",
+        "test_rankings": f"{folder}/test_rankings.csv",
+    }
+
+
+def comparison_inputs():
+    return [
+        path
+        for plan in EXPERIMENTS.values()
+        for files in comparison_files_of(plan).values()
+        for key, path in files.items()
+        if key != "benchmark"  # written by Snakemake with the training's outputs
+    ]

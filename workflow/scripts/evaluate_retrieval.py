@@ -21,4 +21,5 @@ evaluate(
     snakemake.params.split,
     workers=1 if snakemake.threads >= 2 else 0,
     rankings_out=out.rankings,
+    embeddings_out=out.embeddings,
 )

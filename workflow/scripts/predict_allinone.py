@@ -1,4 +1,5 @@
-"""Rule predict_allinone: class ids, boxes and label maps of one split, in original image pixels."""
+"""Rule predict_allinone: class ids, boxes and label maps of one split, in original image pixels
+(and, for ensemble members, the soft predictions their ensembles fuse)."""
 
 from trafficfm import runtime  # noqa: I001 (first: it sets the environment torch reads)
 
@@ -13,5 +14,8 @@ summary = predict(
     Path(snakemake.output.cls).parent,
     snakemake.wildcards.aio_split,
     runtime.settings(snakemake).allinone,
+    soft_dir=snakemake.output.soft if snakemake.params.soft else None,
+    soft_top_k=snakemake.params.soft_top_k,
 )
+Path(snakemake.output.soft).mkdir(parents=True, exist_ok=True)  # empty unless an ensemble member
 logger.info("prediction summary: %s", summary)

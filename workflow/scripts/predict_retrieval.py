@@ -16,4 +16,5 @@ predict(
     snakemake.output.rankings,
     runtime.settings(snakemake).retrieval,
     workers=1 if snakemake.threads >= 2 else 0,
+    embeddings_out=snakemake.output.embeddings,
 )

@@ -26,51 +26,69 @@ from . import paths
 from .config import load
 
 
+def _experiment(settings, track: str, args) -> tuple:
+    """(settings with ``track``'s section of experiment ``--experiment``, its folder): where the
+    rules of that experiment read and write (results/<track>/experiments/<name>/)."""
+    from .config import settings_of
+    from .experiments import experiment_config
+
+    if args.experiment not in settings.experiments[track]:
+        raise SystemExit(f"--experiment {args.experiment}: not an experiment of {track} "
+                         f"({', '.join(settings.experiments[track])})")
+    merged = settings_of(experiment_config(settings.to_dict(), track, args.experiment))
+    return merged, paths.experiment_dir(track, args.experiment)
+
+
 def _train_allinone(settings, args) -> None:
     from .allinone.train import train
 
-    train(paths.ALLINONE_DATA, paths.ALLINONE_MODEL, paths.ALLINONE_CHECKPOINTS, settings.allinone,
-          curve_path=f"{paths.ALLINONE_DIR}/training_curve.png",
-          history_path=f"{paths.ALLINONE_DIR}/training_history.json", stop_after=args.stop_after)
+    settings, out = _experiment(settings, "allinone", args)
+    train(paths.ALLINONE_DATA, f"{out}/model.pt", f"{out}/checkpoints", settings.allinone,
+          curve_path=f"{out}/training_curve.png", history_path=f"{out}/training_history.json",
+          stop_after=args.stop_after)
 
 
 def _predict_allinone(settings, args) -> None:
     from .allinone.predict import predict
 
+    settings, out = _experiment(settings, "allinone", args)
     split = args.split or paths.splits(settings.data, "allinone").test
-    predict(paths.ALLINONE_MODEL, paths.ALLINONE_DATA, paths.ALLINONE_PREDICTIONS, split, settings.allinone)
+    predict(f"{out}/model.pt", paths.ALLINONE_DATA, f"{out}/predictions", split, settings.allinone)
 
 
 def _evaluate_allinone(settings, args) -> None:
     from .allinone.evaluate import evaluate
 
+    _, out = _experiment(settings, "allinone", args)
     split = paths.splits(settings.data, "allinone").val
-    evaluate(paths.ALLINONE_PREDICTIONS, paths.ALLINONE_DATA, f"{paths.ALLINONE_DIR}/val_metrics.json",
-             paths.ALLINONE_DIR, split)
+    evaluate(f"{out}/predictions", paths.ALLINONE_DATA, f"{out}/val_metrics.json", out, split)
 
 
 def _finetune_retrieval(settings, args) -> None:
     from .retrieval.train import finetune
 
-    finetune(paths.RETRIEVAL_DATA, paths.RETRIEVAL_MODEL, settings.retrieval, paths.RETRIEVAL_CHECKPOINTS,
-             f"{paths.RETRIEVAL_DIR}/train_summary.json", paths.splits(settings.data, "retrieval").train,
+    settings, out = _experiment(settings, "retrieval", args)
+    finetune(paths.RETRIEVAL_DATA, f"{out}/model.pt", settings.retrieval, f"{out}/checkpoints",
+             f"{out}/train_summary.json", paths.splits(settings.data, "retrieval").train,
              workers=_workers(args), stop_after_steps=args.stop_after)
 
 
 def _evaluate_retrieval(settings, args) -> None:
     from .retrieval.evaluate import evaluate
 
-    split, out = paths.splits(settings.data, "retrieval").val, paths.RETRIEVAL_DIR
-    evaluate(paths.RETRIEVAL_DATA, paths.RETRIEVAL_MODEL, f"{out}/val_metrics.json", f"{out}/val_metrics_per_kind.json",
+    settings, out = _experiment(settings, "retrieval", args)
+    split = paths.splits(settings.data, "retrieval").val
+    evaluate(paths.RETRIEVAL_DATA, f"{out}/model.pt", f"{out}/val_metrics.json", f"{out}/val_metrics_per_kind.json",
              f"{out}/rerank.json", settings.retrieval, split, workers=_workers(args),
-             rankings_out=paths.rankings(split))
+             rankings_out=f"{out}/{split}_rankings.csv", embeddings_out=f"{out}/embeddings_{split}.npz")
 
 
 def _predict_retrieval(settings, args) -> None:
     from .retrieval.predict import predict
 
-    predict(paths.RETRIEVAL_DATA, paths.RETRIEVAL_MODEL, f"{paths.RETRIEVAL_DIR}/rerank.json",
-            paths.rankings("test"), settings.retrieval, workers=_workers(args))
+    settings, out = _experiment(settings, "retrieval", args)
+    predict(paths.RETRIEVAL_DATA, f"{out}/model.pt", f"{out}/rerank.json", f"{out}/test_rankings.csv",
+            settings.retrieval, workers=_workers(args), embeddings_out=f"{out}/embeddings_test.npz")
 
 
 def _package(settings, args) -> None:
@@ -98,12 +116,14 @@ def _workers(args) -> int:
 
 
 STAGES = {
-    "train-allinone": (_train_allinone, "train (or resume) the AllInOne model -> results/allinone/model.pt"),
-    "predict-allinone": (_predict_allinone, "AllInOne predictions of a split -> results/allinone/predictions/"),
-    "evaluate-allinone": (_evaluate_allinone, "score the validation predictions -> results/allinone/val_metrics.json"),
-    "finetune-retrieval": (_finetune_retrieval, "fine-tune the retrieval model -> results/retrieval/model.pt"),
-    "evaluate-retrieval": (_evaluate_retrieval, "validation mAP@10 and the re-ranking decision"),
-    "predict-retrieval": (_predict_retrieval, "test rankings -> results/retrieval/test_rankings.csv"),
+    "train-allinone": (_train_allinone, "train (or resume) an AllInOne experiment's model -> "
+                                        "results/allinone/experiments/<name>/model.pt"),
+    "predict-allinone": (_predict_allinone, "an AllInOne experiment's predictions of a split -> .../predictions/"),
+    "evaluate-allinone": (_evaluate_allinone, "score an experiment's validation predictions -> .../val_metrics.json"),
+    "finetune-retrieval": (_finetune_retrieval, "fine-tune a retrieval experiment's model -> "
+                                                "results/retrieval/experiments/<name>/model.pt"),
+    "evaluate-retrieval": (_evaluate_retrieval, "validation mAP@10 and the re-ranking decision of an experiment"),
+    "predict-retrieval": (_predict_retrieval, "an experiment's test rankings -> .../test_rankings.csv"),
     "package": (_package, "predictions -> validated zip in results/submissions/"),
     "cost": (_cost, "FLOPs per image, images/s, peak memory, GPU-hours and data-loading rates of the recipe"),
 }
@@ -117,6 +137,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="override one setting (YAML value), e.g. allinone.train.steps=50; repeatable")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads (default: all)")
+    parser.add_argument("--experiment", default="base", metavar="NAME",
+                        help="experiment (config section experiments) whose settings and folder the "
+                             "training, prediction and evaluation stages use (default: base)")
     stages = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     for name, (_, help_text) in STAGES.items():
         sub = stages.add_parser(name, help=help_text, description=help_text)

@@ -23,16 +23,29 @@ RETRIEVAL_MANIFEST = f"{RETRIEVAL_DATA}/manifest.json"
 ALLINONE_DIR = "results/allinone"
 ALLINONE_MODEL = f"{ALLINONE_DIR}/model.pt"
 ALLINONE_PREDICTIONS = f"{ALLINONE_DIR}/predictions"
-# Checkpoints are not rule outputs, so Snakemake never deletes them: an interrupted (or
-# --forcerun) training resumes from the newest one when the settings are unchanged.
-ALLINONE_CHECKPOINTS = f"{ALLINONE_DIR}/checkpoints"
 
 RETRIEVAL_DIR = "results/retrieval"
 RETRIEVAL_MODEL = f"{RETRIEVAL_DIR}/model.pt"
-RETRIEVAL_CHECKPOINTS = f"{RETRIEVAL_DIR}/checkpoints"
 
 SUBMISSIONS_DIR = "results/submissions"
 TRACKS = ("allinone", "retrieval")
+TRACK_DIR = {"allinone": ALLINONE_DIR, "retrieval": RETRIEVAL_DIR}
+
+# Experiments (config section experiments): each experiment and ensemble writes the track's files
+# under <track dir>/experiments/<name>/, training checkpoints in its checkpoints/ (not rule
+# outputs, so Snakemake never deletes them: an interrupted or --forcerun training resumes from the
+# newest when the settings are unchanged). The track's paths above hold copies of the selected
+# experiment's files; <track dir>/selection.json names it.
+EXPERIMENTS_DIR = {track: f"{TRACK_DIR[track]}/experiments" for track in TRACKS}
+COMPARISON_DIR = "results/experiments"
+
+
+def experiment_dir(track: str, name: str) -> str:
+    return f"{EXPERIMENTS_DIR[track]}/{name}"
+
+
+def selection(track: str) -> str:
+    return f"{TRACK_DIR[track]}/selection.json"
 
 
 @dataclass(frozen=True)

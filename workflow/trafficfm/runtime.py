@@ -35,10 +35,13 @@ def start(log: str | None = None, threads: int | None = None) -> logging.Logger:
 
 def settings(snakemake):
     """The run's settings (config.yaml and the --configfile overlays Snakemake merged), validated
-    and frozen by the same loader as everywhere else."""
+    and frozen by the same loader as everywhere else; in a job of one experiment (a rule with an
+    experiment wildcard), its track's section is that experiment's."""
     from .config import settings_of
+    from .experiments import job_config
 
-    return settings_of(snakemake.config, source="config (config.yaml and --configfile overlays)")
+    return settings_of(job_config(snakemake.config, dict(snakemake.wildcards.items())),
+                       source="config (config.yaml and --configfile overlays)")
 
 
 def ran_as_ranks(snakemake) -> bool:

@@ -7,10 +7,17 @@ members x chunk x gallery floats whatever the number of queries."""
 from __future__ import annotations
 
 import hashlib
+import logging
+from pathlib import Path, PurePosixPath
 
+import numpy as np
 import torch
 
-from ..retrieval.rank import _break_ties, block_topk
+from .. import atomic
+from ..retrieval.rank import _break_ties, block_topk, rankings_frame
+from . import soft
+
+log = logging.getLogger(__name__)
 
 
 def _normalised(sims: torch.Tensor) -> torch.Tensor:
@@ -56,3 +63,67 @@ def fuse_topk(members: list[tuple[torch.Tensor, torch.Tensor]], k: int = 10,
         values, indices = _break_ties(values, indices)
         scores[start:stop], index[start:stop] = values, indices
     return scores, index
+
+
+def _members(paths: list[str | Path]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    out = []
+    for path in paths:
+        images, texts = soft.read_embeddings(path)
+        out.append((torch.from_numpy(texts.astype(np.float32)), torch.from_numpy(images.astype(np.float32))))
+    return out
+
+
+def evaluate_ensemble(dataset_dir: str | Path, embeddings: list[str | Path], outputs: dict, eval_cfg: dict,
+                      chunk: int = 2048, split: str = "val") -> dict:
+    """Score the fused ranking of the members' validation embeddings like a member's
+    (:func:`..retrieval.evaluate.evaluate`): ``outputs`` = paths of ``metrics``, ``per_kind``,
+    ``rerank`` (no re-ranking: the fused ranking is used as it is) and ``rankings``."""
+    from ..retrieval.data import load_pairs
+    from ..retrieval.evaluate import metrics_for, validation_queries
+    from ..retrieval.relevance import AttributeCodec
+
+    frame = load_pairs(dataset_dir, split)
+    lines = validation_queries(frame, "line")
+    scored = np.ones(len(lines), dtype=bool)
+    if eval_cfg["val_queries"] == "caption":
+        scored = ~lines.duplicated(["text", "attribute"]).to_numpy()
+    queries = lines[scored].reset_index(drop=True)
+    members = _members(embeddings)
+    for texts, images in members:
+        if texts.shape[0] != len(lines) or images.shape[0] != len(frame):
+            raise ValueError(f"member embeddings do not match {split}: {texts.shape[0]} queries, "
+                             f"{images.shape[0]} images for {len(lines)} lines")
+    _, top = fuse_topk(members, k=10, chunk=chunk)
+    result = metrics_for(AttributeCodec(), queries, frame, top[torch.from_numpy(scored)])
+    overall = result["overall"]
+    metrics = {"map10": overall["map10"], "map10_before": None, "recall@1": overall["recall@1"],
+               "recall@5": overall["recall@5"], "recall@10": overall["recall@10"], "members": len(members)}
+    rerank = {"method": {"name": "none"}, "kept": False, "split": split,
+              "reason": "an ensemble ranks the fused similarities without re-ranking"}
+    per_kind = {"queries": eval_cfg["val_queries"], "gallery_images": len(frame), "rerank": rerank["method"],
+                "after": result, "after_no_rerank": result, "before": None}
+    names = [PurePosixPath(p).name for p in frame["image"]]
+    atomic.write_csv(outputs["rankings"], rankings_frame(lines.assign(query=np.arange(len(lines))), names,
+                                                         top.numpy()))
+    atomic.write_json(outputs["per_kind"], per_kind)
+    atomic.write_json(outputs["rerank"], rerank)
+    atomic.write_json(outputs["metrics"], metrics)
+    log.info("ensemble of %d: val mAP@10 %.4f; R@1 %.3f R@5 %.3f R@10 %.3f", len(members), metrics["map10"],
+             metrics["recall@1"], metrics["recall@5"], metrics["recall@10"])
+    return metrics
+
+
+def predict_ensemble(dataset_dir: str | Path, embeddings: list[str | Path], out_csv: str | Path,
+                     chunk: int = 2048):
+    """Test rankings (docs/data-contract.md) of the fused similarities of the members' test embeddings."""
+    from ..data.canonical import Dataset
+    from ..retrieval.predict import TOP_K, check_rankings
+
+    dataset = Dataset.open(dataset_dir)
+    images, queries = dataset.table("test_images"), dataset.table("test_queries")
+    _, top = fuse_topk(_members(embeddings), k=TOP_K, chunk=chunk)
+    frame = rankings_frame(queries, images["name"].tolist(), top.numpy())
+    check_rankings(frame, queries, len(images))
+    atomic.write_csv(out_csv, frame)
+    log.info("ensemble of %d: wrote %d rows to %s", len(embeddings), len(frame), out_csv)
+    return frame

@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 
 from .. import atomic
+from ..ensemble import soft
 from .data import image_loader, load_pairs, to_model_input
 from .metrics import hits_for_ranking, summarise_by_kind
 from .model import build_model, load_model
@@ -95,12 +96,15 @@ def evaluate(
     split: str,
     workers: int = 0,
     rankings_out: str | Path | None = None,
+    embeddings_out: str | Path | None = None,
 ) -> dict:
     """Validate the fine-tuned model at ``model_path`` against the model it started from (built
     from the ``retrieval`` settings with the training seed). ``workers``: image-loading processes.
 
     ``rankings_out``: also write the split's rankings (every label line a query, in line order,
     re-ranked as decided) in the test rankings' form, for the submission stage's local scorer.
+    ``embeddings_out``: also write the fine-tuned model's gallery and query (every label line)
+    embeddings, the soft predictions an ensemble fuses (:mod:`..ensemble.soft`).
     """
     model_cfg, cfg, seed = settings["model"], settings["eval"], settings["train"]["seed"]
     device = resolve_device(settings["device"])
@@ -127,6 +131,8 @@ def evaluate(
 
     after_model = load_model(model_path, device)
     images, texts = score_model(after_model, frame, lines, cfg, workers)
+    if embeddings_out:
+        soft.write_embeddings(embeddings_out, images.numpy(), texts.numpy())
     plain = measure(texts, images)
     candidates = rerank_candidates(cfg["rerank_grid"]) if cfg["rerank"] else [{"name": "none"}]
     decision = choose_rerank(lambda method: measure(texts, images, method)["overall"]["map10"], candidates,

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .. import atomic
+from ..ensemble import soft
 from ..data.canonical import Dataset
 from ..device import resolve_device
 from .evaluate import encode_images, encode_texts
@@ -42,9 +43,11 @@ def check_rankings(frame: pd.DataFrame, queries: pd.DataFrame, gallery_size: int
 
 
 def predict(dataset_dir: str | Path, model_path: str | Path, rerank_path: str | Path | None,
-            out_csv: str | Path, settings, workers: int = 0) -> pd.DataFrame:
+            out_csv: str | Path, settings, workers: int = 0,
+            embeddings_out: str | Path | None = None) -> pd.DataFrame:
     """Rank the test gallery for every test query with the ``retrieval`` settings (``eval``,
-    ``device``) and the re-ranking decided on validation (``rerank_path``; None = plain)."""
+    ``device``) and the re-ranking decided on validation (``rerank_path``; None = plain).
+    ``embeddings_out``: also write the embeddings (the soft predictions an ensemble fuses)."""
     cfg = settings["eval"]
     dataset = Dataset.open(dataset_dir)
     images = dataset.table("test_images")
@@ -62,6 +65,8 @@ def predict(dataset_dir: str | Path, model_path: str | Path, rerank_path: str | 
     model = load_model(model_path, resolve_device(settings["device"]))
     image_features = encode_images(model, images["path"].tolist(), int(cfg["batch_size"]), workers)
     text_features = encode_texts(model, queries["text"].tolist())
+    if embeddings_out:
+        soft.write_embeddings(embeddings_out, image_features.numpy(), text_features.numpy())
     top = rank(text_features, image_features, kind_codes(images["kind"].tolist()), method, k=TOP_K,
                chunk=int(cfg["chunk"])).numpy()
     frame = rankings_frame(queries, images["name"].tolist(), top)
