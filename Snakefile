@@ -36,6 +36,11 @@ localrules:
     score_retrieval,
     allinone_figures,
     retrieval_figures,
+    select_allinone,
+    select_retrieval,
+    publish_allinone,
+    publish_retrieval,
+    compare_experiments,
 
 
 rule all:

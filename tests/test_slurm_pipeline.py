@@ -134,7 +134,7 @@ def test_bad_resource_setting_is_refused_before_submitting(built, slurm_cluster,
 # ------------------------------------------------------------------------------------------ faults
 # A training that runs until it is stopped (a checkpoint every 2 steps), limited to 1 minute.
 LONG_TRAINING = {"allinone": {"train": {"steps": 100000, "checkpoint_every": 2, "keep_checkpoints": 2}}}
-MODEL = "results/allinone/model.pt"
+MODEL = "results/allinone/experiments/base/model.pt"  # the default experiment's training
 
 
 def _wait(what: str, ready, timeout: float = 240, proc: subprocess.Popen | None = None):
@@ -175,7 +175,7 @@ def test_cancelled_and_timed_out_training_resume_and_ctrl_c_cancels(built, slurm
     overlay = built["base"] / "long-training.yaml"
     overlay.write_text(yaml.safe_dump(LONG_TRAINING))
     profile = make_profile(built["base"] / "profile-1min", train_allinone={"runtime": 1})
-    log, checkpoints = work / "logs" / "train_allinone.log", work / "results" / "allinone" / "checkpoints"
+    log, checkpoints = work / "logs" / "train_allinone" / "base.log", work / "results/allinone/experiments/base/checkpoints"
     cmd = snakemake_cmd(work, profile, MODEL, configs=[overlay])
     shutil.rmtree(checkpoints, ignore_errors=True)  # the pipeline's own, from other settings
     known = {j["id"] for j in rule_jobs(slurm_cluster, "train_allinone")}
