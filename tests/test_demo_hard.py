@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import json
+import re
 
 import numpy as np
 import pytest
@@ -100,3 +102,130 @@ def test_profile_settings_are_checked():
     with pytest.raises(ValueError, match="cls_classes"):
         resolve_config({**TINY_HARD, "cls_classes": 300}, LAYOUT)
     assert load(overrides=["data.demo.profile=hard"]).data.demo.profile == "hard"
+
+
+# --------------------------------------------------------------------------- retrieval
+
+RETRIEVAL_ONLY = {**{f"{t}_{s}": 0 for t in ("cls", "det", "seg") for s in ("train", "val", "test")},
+                  "retrieval_train": 240, "retrieval_val": 100, "retrieval_test": 60, "retrieval_test_queries": 20}
+
+
+def _rows(path):
+    return [line.split("$") for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def retrieval_releases(tmp_path_factory):
+    """The same seed and sizes drawn with each profile: (release, truth) folders and counts."""
+    base = tmp_path_factory.mktemp("hard_retrieval")
+    out = {}
+    for profile in ("demo", "hard"):
+        cfg = {**TINY_HARD, **RETRIEVAL_ONLY, "profile": profile}
+        counts = make_demo_release(base / profile, cfg, LAYOUT, truth_dir=base / f"{profile}_truth")
+        out[profile] = (base / profile, base / f"{profile}_truth", counts)
+    return out
+
+
+def test_hard_retrieval_release_keeps_names_and_formats(retrieval_releases):
+    from trafficfm.data.convert_retrieval import convert_retrieval
+
+    root, truth, counts = retrieval_releases["hard"]
+    for split in ("train", "val"):
+        for name, attribute, caption in _rows(root / split / f"{split}_label.txt"):
+            if name.isdigit():
+                assert re.fullmatch(r"\d{6}", name) and (root / split / f"{split}_images" / f"{name}.jpg").exists()
+                assert len(attribute.split(",")) == 21 and set(attribute.split(",")) <= {"0", "1"}
+            else:
+                assert re.fullmatch(r"[a-z]{10}\.jpg", name) and (root / split / f"{split}_images" / name).exists()
+                assert re.fullmatch(r"An? \w+ \w+( \w+)?\.", attribute)  # the organisers' attribute form
+            assert caption and "$" not in caption
+    queries = (root / "test/test_text.txt").read_text().splitlines()
+    assert len(queries) == RETRIEVAL_ONLY["retrieval_test_queries"]
+    gallery = {a for _, a, _ in _rows(truth / "test_label.txt")}
+    assert all(a in gallery for _, a in _rows(truth / "test_query_label.txt"))
+    manifest = convert_retrieval(root, root.parent / "hard_canonical", LAYOUT.retrieval, "fail")
+    assert manifest["counts"]["train"]["pairs"] == RETRIEVAL_ONLY["retrieval_train"]
+    assert manifest["skipped"]["count"] == 0
+
+
+def test_hard_captions_are_worded_by_other_code_yet_name_the_attributes(retrieval_releases):
+    from trafficfm.data.demo import vehicles
+
+    captions = {}
+    for profile in ("demo", "hard"):
+        root = retrieval_releases[profile][0]
+        captions[profile] = [r for s in ("train", "val") for r in _rows(root / s / f"{s}_label.txt")]
+    demo_caps = [c for _, _, c in captions["demo"]]
+    hard_caps = [c for _, _, c in captions["hard"]]
+    assert all(c.endswith(".") and c[0].isupper() for c in demo_caps)
+    assert 0.3 < np.mean([not c.endswith(".") for c in hard_caps]) < 0.9  # full stop often missing
+    assert 0.3 < np.mean([c[0].islower() for c in hard_caps]) < 0.9  # lower-case starts
+    words = " ".join(hard_caps).split()
+    for synonym in ("gray", "VW", "Mercedes", "pants", "rucksack"):
+        assert any(synonym in w for w in words), synonym
+    assert not {c for c in hard_caps} & {c for c in demo_caps}  # no sentence of the demo's templates
+    for name, attribute, caption in captions["hard"]:
+        if name.isdigit():
+            male = attribute.split(",")[0] == "1"
+            gendered = ("man", "guy", "male", "boy", "gentleman") if male else ("woman", "lady", "female", "girl")
+            assert any(g in caption.lower().replace(",", " ").replace(";", " ").split() for g in gendered), caption
+        else:
+            colour, brand = attribute.rstrip(".").split()[1:3]
+            said = set(re.findall(r"[\w-]+", caption.lower()))
+            for word in (colour, brand):
+                assert said & {w.lower() for w in vehicles.HARD_SPELLINGS.get(word, (word,))}, caption
+
+
+def test_hard_retrieval_has_close_shades_more_texts_and_unseen_ones(retrieval_releases):
+    from trafficfm.data.demo import vehicles
+
+    def texts(profile, split):
+        root = retrieval_releases[profile][0]
+        return collections.Counter(a for _, a, _ in _rows(root / split / f"{split}_label.txt"))
+
+    hard_train, demo_train = texts("hard", "train"), texts("demo", "train")
+    assert len(hard_train) > 1.8 * len(demo_train)  # more texts, fewer images each
+    assert np.mean(list(texts("hard", "val").values())) < 3
+    colours = {a.split()[1] for a in hard_train if not a[0].isdigit()}
+    assert colours & set(vehicles.HARD_COLOURS) and colours & set(vehicles.VEHICLE_COLOURS)
+    val = texts("hard", "val")
+    unseen = sum(a not in hard_train for a in val) / len(val)
+    assert 0.15 < unseen < 0.6  # texts never seen in training
+    assert all(a in demo_train for a in texts("demo", "val"))
+
+
+def test_hard_retrieval_crops_vary_more_and_test_ones_look_like_a_road_camera(retrieval_releases):
+    def stats(profile, split, folder):
+        root = retrieval_releases[profile][0]
+        ratios, means = [], []
+        for p in sorted((root / folder).glob("*.jpg")):
+            if not p.stem.isdigit():
+                continue  # pedestrians: the demo draws them at about 1:2 in every split
+            img = np.asarray(Image.open(p).convert("RGB"), np.float32)
+            ratios.append(img.shape[0] / img.shape[1])
+            means.append(img.mean())
+        return np.array(ratios), np.array(means)
+
+    demo_ratio, demo_mean = stats("demo", "train", "train/train_images")
+    hard_ratio, hard_mean = stats("hard", "train", "train/train_images")
+    assert np.all(np.abs(demo_ratio - 2) < 0.12)
+    assert np.mean(np.abs(hard_ratio - 2) > 0.15) > 0.15  # cut off by the crop
+    assert hard_mean.std() > demo_mean.std()  # harsher light
+    _, test_mean = stats("hard", "test", "test/test_images")
+    assert test_mean.mean() < hard_mean.mean() - 5  # the test split's darker camera
+
+
+def test_demo_profile_retrieval_text_is_unchanged(retrieval_releases):
+    """The default profile draws what it drew before the hard profile existed (text files pinned;
+    images come from the same generators, which a JPEG library could re-encode differently)."""
+    import hashlib
+
+    root, truth, _ = retrieval_releases["demo"]
+    digest = hashlib.sha256()
+    for path in (root / "train/train_label.txt", root / "val/val_label.txt", root / "test/test_text.txt",
+                 truth / "test_label.txt", truth / "test_query_label.txt"):
+        digest.update(path.read_bytes())
+    assert digest.hexdigest() == PINNED_DEMO_TEXT
+
+
+PINNED_DEMO_TEXT = "ade2ee20e5be0904537f2780bc04d018a1e3c5dccb300cb0367be986035d6f16"  # measured on main before the hard retrieval part

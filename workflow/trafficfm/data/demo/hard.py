@@ -12,10 +12,14 @@ draws what the real release (and independent test releases) look like:
 - detection: TT100K-like sign sizes (most under 32 px, about a fifth 8-12 px), stacks on poles,
   unannotated direction boards and traffic lights as distractors, some images without any sign;
 - segmentation: rare classes rarer, thin classes thinner, and the ego hood (255) more often.
+- retrieval: close paint shades, captions worded by other code, more texts with fewer images
+  (a third of validation/test texts unseen in training), and harsher crops (:func:`retrieval_look`;
+  the plan is in :mod:`.retrieval`).
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from . import classification, draw
@@ -150,3 +154,67 @@ def distractors(img: np.ndarray, rng: np.random.Generator, horizon: float) -> No
 SEG_CLASS_PROB_SCALE = {"train": 0.4, "bus": 0.5, "motorcycle": 0.5, "bicycle": 0.6, "rider": 0.6,
                         "traffic light": 0.6, "wall": 0.7, "truck": 0.7}
 SEG_HOOD_PROB = 0.5
+
+
+# Retrieval: what independently drawn crops plausibly do differently from the demo's: the vehicle
+# seen a little from the side, cut off by the crop, partly hidden, small and upscaled, in harsher
+# light; and every test crop (pedestrians too) through a road camera.
+RET_HARD = dict(yaw=0.6, truncate=0.35, occlude=0.3, lowres=0.35, grey=0.03)
+
+
+def _yaw(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A few degrees of turn: one side of the picture shrinks vertically (a perspective warp)."""
+    h, w = img.shape[:2]
+    k = rng.uniform(0.05, 0.16) * h
+    near = rng.random() < 0.5
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    dst = np.float32([[0, k], [w, 0], [w, h], [0, h - k]]) if near else np.float32([[0, 0], [w, k], [w, h - k], [0, h]])
+    return cv2.warpPerspective(img, cv2.getPerspectiveTransform(src, dst), (w, h), borderMode=cv2.BORDER_REPLICATE)
+
+
+def _truncate(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A detector's loose or tight box: 8-25 % cut off one or two sides."""
+    h, w = img.shape[:2]
+    x0, x1, y0, y1 = 0, w, 0, h
+    for side in rng.permutation(4)[: int(rng.integers(1, 3))]:
+        cut = rng.uniform(0.08, 0.25)
+        if side == 0:
+            x0 = int(cut * w)
+        elif side == 1:
+            x1 = w - int(cut * w)
+        elif side == 2:
+            y0 = int(cut * h)
+        else:
+            y1 = h - int(cut * h)
+    return np.ascontiguousarray(img[y0:y1, x0:x1])
+
+
+def _low_res(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A distant object: drawn at 30-70 % of the size and scaled back up."""
+    h, w = img.shape[:2]
+    f = rng.uniform(0.3, 0.7)
+    small = cv2.resize(img, (max(8, int(w * f)), max(8, int(h * f))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def retrieval_look(img: np.ndarray, rng: np.random.Generator, kind: str, split: str) -> np.ndarray:
+    """The hard profile's nuisances on a finished retrieval crop (``kind``: vehicle | pedestrian)."""
+    p = RET_HARD
+    if kind == "vehicle" and rng.random() < p["yaw"]:
+        img = _yaw(img, rng)
+    if rng.random() < p["occlude"]:
+        img = img.copy()
+        _occlude(img, rng)
+    if rng.random() < p["truncate"]:
+        img = _truncate(img, rng)
+    if rng.random() < p["lowres"]:
+        img = _low_res(img, rng)
+    if split == "test":  # the road camera, for both kinds
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.6, 1.4))
+        img = draw.light_jitter(img, rng, gain=(0.55, 1.0), gamma=(0.9, 1.5), cast=0.15)
+        img = draw.add_grain(img, rng, rng.uniform(4, 9))
+    else:
+        img = draw.light_jitter(img, rng, gain=(0.6, 1.3), gamma=(0.75, 1.4), cast=0.12)
+    if rng.random() < p["grey"]:  # infra-red / monochrome cameras
+        img = np.repeat(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2)
+    return img

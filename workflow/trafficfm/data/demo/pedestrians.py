@@ -151,6 +151,57 @@ def caption(v, rng: np.random.Generator) -> str:
     return " ".join(parts)
 
 
+def caption_hard(v, rng: np.random.Generator) -> str:
+    """The same attributes as other people's code might word them: synonyms (pants, tee, purse,
+    rucksack, spectacles), the clauses in another order or as a bare comma list, lower case, often
+    no full stop."""
+    has = {name: bool(v[i]) for i, name in enumerate(PEDESTRIAN_ATTRIBUTES)}
+    pick = lambda options: options[int(rng.integers(len(options)))]  # noqa: E731
+    male = has["male"]
+    if has["age_under_18"]:
+        person = pick(("boy", "young boy", "kid, a boy") if male else ("girl", "young girl", "kid, a girl"))
+    elif has["age_over_60"]:
+        person = pick(("old man", "elderly gentleman", "senior male") if male else ("old woman", "elderly lady", "senior female"))
+    else:
+        person = pick(("man", "guy", "male adult") if male else ("woman", "lady", "female adult"))
+    colour = next((n.split("_")[1] for n in UPPER_COLOURS if has[n]), "")
+    sleeve = pick(("short sleeve", "short-sleeved")) if has["short_sleeve"] else pick(("long sleeve", "long-sleeved"))
+    top = f"{'striped ' if has['upper_stripes'] else ''}{colour + ' ' if colour else ''}{sleeve} {pick(('shirt', 'top', 'tee' if has['short_sleeve'] else 'coat'))}"
+    lo_colour = next((n.split("_")[1] for n in LOWER_COLOURS if has[n]), "")
+    lower = pick(("pants", "trousers")) if has["trousers"] else "shorts" if has["shorts"] else "skirt"
+    lower = f"{lo_colour + ' ' if lo_colour else ''}{lower}"
+    worn = [top, lower]
+    if has["hat"]:
+        worn.append(pick(("hat", "cap")))
+    if has["glasses"]:
+        worn.append(pick(("glasses", "spectacles", "eyeglasses")))
+    if has["face_mask"]:
+        worn.append(pick(("mask", "face mask")))
+    carried = []
+    if has["backpack"]:
+        carried.append(pick(("backpack", "rucksack")))
+    if has["handbag"]:
+        carried.append(pick(("handbag", "purse")))
+    if has["shoulder_bag"]:
+        carried.append(pick(("shoulder bag", "messenger bag", "crossbody bag")))
+    if has["holding_object"]:
+        carried.append(pick(("something in hand", "an object in one hand")))
+    worn = [worn[int(i)] for i in rng.permutation(len(worn))]
+    style = int(rng.integers(4))
+    if style == 0:  # a bare list, as an attribute tagger writes it
+        text = ", ".join([person] + worn + carried)
+    elif style == 1:
+        text = f"{person} wearing {_join(worn)}" + (f", carrying {_join(carried)}" if carried else "")
+    elif style == 2:
+        text = (f"{person} with {_join(carried)}, dressed in " if carried else f"{person} dressed in ") + _join(worn)
+    else:
+        text = f"pedestrian: {person}; clothes: {_join(worn)}" + (f"; carries {_join(carried)}" if carried else "")
+    text = f"{pick(('a', 'the', 'one'))} {text}" if style in (1, 2) and rng.random() < 0.6 else text
+    if rng.random() < 0.4:
+        text = text[0].upper() + text[1:]
+    return text + ("." if rng.random() < 0.4 else "")
+
+
 def _join(items: list[str]) -> str:
     if len(items) == 1:
         return items[0]

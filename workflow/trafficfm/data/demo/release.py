@@ -256,15 +256,15 @@ def _segmentation(root: Path, cfg: dict, ai: dict) -> dict:
 
 
 def _retrieval(root: Path, cfg: dict, rt: dict) -> tuple[dict, list[str], list[str]]:
-    seed = int(cfg["seed"])
+    seed, profile = int(cfg["seed"]), cfg["profile"]
     sizes = {role: int(cfg[f"retrieval_{role}"]) for role in ROLES}
-    pools = retrieval.pools_for(seed, sizes["train"])
+    pools = retrieval.pools_for(seed, sizes["train"], profile)
     names = retrieval.NameBook(seed, sum(sizes.values()))
     train, val = rt["train_splits"]
     counts: dict = {"vehicle_texts_pool": len(pools[0]), "pedestrian_texts_pool": len(pools[1])}
     test_items: list[retrieval.Item] = []
     for role in ROLES:
-        items = retrieval.plan_split(seed, role, sizes[role], pools, names)
+        items = retrieval.plan_split(seed, role, sizes[role], pools, names, profile)
         if role == "test":
             image_dir = rt["test_images"]
             test_items = items
@@ -273,13 +273,13 @@ def _retrieval(root: Path, cfg: dict, rt: dict) -> tuple[dict, list[str], list[s
             image_dir = rt["images"].format(split=split)
             write_lines(root / rt["label_file"].format(split=split), [it.line() for it in items],
                         final_newline=(role == "train"))
-        retrieval.write_split(root, seed, role, items, image_dir)
+        retrieval.write_split(root, seed, role, items, image_dir, profile)
         counts[role] = {
             "vehicle": sum(it.kind == "vehicle" for it in items),
             "pedestrian": sum(it.kind == "pedestrian" for it in items),
             "texts": len({it.attribute for it in items}),
         }
-    queries = retrieval.make_queries(seed, test_items, int(cfg["retrieval_test_queries"]))
+    queries = retrieval.make_queries(seed, test_items, int(cfg["retrieval_test_queries"]), profile)
     write_lines(root / rt["test_queries"], [q for q, _ in queries])
     counts["test"]["queries"] = len(queries)
     return counts, [it.line() for it in test_items], [f"{q}${a}" for q, a in queries]

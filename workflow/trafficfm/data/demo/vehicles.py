@@ -30,6 +30,17 @@ VEHICLE_COLOURS = {
     "orange": (235, 115, 25),
 }
 BRANDS = ("Audi", "BMW", "Benz", "Toyota", "Volkswagen", "Honda", "Chery", "Buick")
+# The hard profile's extra paints: close shades of the colours above (silver between white and
+# grey, maroon between red and brown, gold near yellow and orange, navy near blue and black, beige
+# near white), as independently drawn releases name more colours than ours.
+HARD_COLOURS = {
+    "silver": (185, 188, 194),
+    "maroon": (120, 28, 38),
+    "gold": (200, 160, 65),
+    "navy": (28, 40, 95),
+    "beige": (214, 196, 158),
+}
+PAINTS = {**VEHICLE_COLOURS, **HARD_COLOURS}
 
 # Per type, in units of the vehicle's width: total height, body top (bonnet line), windscreen
 # top, windscreen top half-width, clearance, and whether there is a cargo box.
@@ -67,6 +78,40 @@ def caption(colour: str, vtype: str | None, brand: str, rng: np.random.Generator
     if vtype:
         templates.append(f"{article(colour)} {colour} {vtype} made by {brand}.")
     return templates[int(rng.integers(len(templates)))]
+
+
+# Hard-profile wording: other spellings of the same colour and brand, generic nouns for the type
+HARD_SPELLINGS = {"grey": ("grey", "gray"), "Benz": ("Benz", "Mercedes-Benz", "Mercedes"),
+                  "Volkswagen": ("Volkswagen", "VW"), "Minivan": ("Minivan", "MPV", "van"), "Microbus": ("Microbus", "minibus")}
+VEHICLE_NOUNS = ("car", "vehicle", "auto", "automobile")
+
+
+def caption_hard(colour: str, vtype: str | None, brand: str, rng: np.random.Generator) -> str:
+    """A caption as other people's code might write it: synonyms (gray, VW, vehicle, auto), other
+    word orders, the type in lower case or left out for a generic noun, often no capital or full stop."""
+    def spell(word):
+        options = HARD_SPELLINGS.get(word, (word,))
+        return options[int(rng.integers(len(options)))]
+
+    c, b = spell(colour), spell(brand)
+    noun = VEHICLE_NOUNS[int(rng.integers(len(VEHICLE_NOUNS)))]
+    t = (spell(vtype).lower() if rng.random() < 0.5 else spell(vtype)) if vtype else noun
+    a = article(c).lower()
+    templates = [
+        f"{a} {c} {b} {t}",
+        f"{b} {t}, {c}",
+        f"{c} {b} {t} driving along the street",
+        f"{a} {t} from {b} in {c}",
+        f"{b} {t} painted {c}",
+        f"photo of {a} {c} {b} {t}",
+        f"the {noun} is {a} {c} {b}" + (f" {t}" if vtype else ""),
+        f"{c} colored {t}, brand {b}",
+        f"there is {a} {c} {t} made by {b} in the image",
+    ]
+    text = templates[int(rng.integers(len(templates)))]
+    if rng.random() < 0.4:
+        text = text[0].upper() + text[1:]
+    return text + ("." if rng.random() < 0.4 else "")
 
 
 # --------------------------------------------------------------------------- emblems and grilles
@@ -176,7 +221,7 @@ def _grille(img, brand: str, cx: float, top: float, bottom: float, half: float, 
 def draw_vehicle(colour: str, vtype: str, brand: str, width: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Front view, ``width`` px wide: (rgb uint8, alpha uint8)."""
     g = _TYPE[vtype]
-    paint = np.array(VEHICLE_COLOURS[colour], np.float32) * rng.uniform(0.9, 1.08)
+    paint = np.array(PAINTS[colour], np.float32) * rng.uniform(0.9, 1.08)
     m = 0.04
     W = int(math.ceil(width * (1 + 2 * m)))
     H = int(math.ceil(width * (g["height"] + 2 * m)))
