@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from trafficfm.cluster import Partition, parse_sinfo, problems
-from workflow_runner import ROOT
+from workflow_runner import ROOT, run_snakemake
 
 PROFILE = yaml.safe_load((ROOT / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
 TRAINING = ("train_allinone", "finetune_retrieval")
@@ -86,3 +86,13 @@ def test_two_nodes_of_eight_gpus():
     assert problems("train_allinone", job.resources, TRAINING, PARTITIONS) == []
     options = sbatch_options(job)
     assert "--nodes=2" in options and "--gres=gpu:8" in options and "--ntasks" not in options
+
+
+def test_a_rule_behind_the_selection_checkpoint_is_checked_at_start_up(tmp_path):
+    """predict_retrieval's job joins the DAG only after select_retrieval has run; its bad setting
+    must still stop the run before the first job (nothing drawn, nothing converted)."""
+    result = run_snakemake(tmp_path, "--set-resources", "predict_retrieval:nodes=2",
+                           configs=[ROOT / "tests" / "tiny.yaml"], check=False)
+    assert result.returncode != 0
+    assert "rule predict_retrieval: nodes=2, but it runs on one node" in result.stderr, result.stderr[-3000:]
+    assert not (tmp_path / "results").exists()

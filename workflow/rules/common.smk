@@ -118,12 +118,31 @@ def check_cluster_resources():
 
     plugin = workflow.executor_plugin
     on_slurm = plugin is not None and plugin.name == "slurm"
+    needrun = list(workflow.dag.needrun_jobs())
     jobs = [
         (job.rule.name, job.resources)
-        for job in workflow.dag.needrun_jobs()
+        for job in needrun
         if not (on_slurm and job.is_local)
     ]
+    if any(job.is_checkpoint for job in needrun):
+        # Jobs behind a checkpoint (the selected experiment's predictions) join the DAG only once
+        # it has run: check the rules not in the DAG yet by their resources that need no job.
+        in_dag = {job.rule.name for job in workflow.dag.jobs}
+        jobs += [
+            (rule.name, constant_resources(rule))
+            for rule in workflow.rules
+            if rule.name not in in_dag and not (on_slurm and workflow.is_local(rule))
+        ]
     check(jobs, MULTINODE_RULES, on_slurm)
+
+
+def constant_resources(rule):
+    """A rule's resources that are plain values (functions need a job to be computed)."""
+    out = {}
+    for name, res in rule.resources.items():
+        if not callable(res) and not getattr(res, "is_evaluable", lambda: False)():
+            out[name] = getattr(res, "value", res)
+    return out
 
 
 onstart:
