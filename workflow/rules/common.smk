@@ -137,11 +137,23 @@ def check_cluster_resources():
 
 
 def constant_resources(rule):
-    """A rule's resources that are plain values (functions need a job to be computed)."""
+    """A rule's resources that need no job to be known: plain values and the profile's strings
+    (``gres: gpu:1``); those that depend on a job's input or wildcards are left out."""
     out = {}
     for name, res in rule.resources.items():
-        if not callable(res) and not getattr(res, "is_evaluable", lambda: False)():
-            out[name] = getattr(res, "value", res)
+        if hasattr(res, "is_evaluable") and res.is_evaluable():
+            try:
+                res = res.evaluate(
+                    {},
+                    input=[],
+                    attempt=1,
+                    threads=1,
+                    rulename=rule.name,
+                    async_run=None,
+                )
+            except Exception:  # needs a job's input: left to the job
+                continue
+        out[name] = getattr(res, "value", res)
     return out
 
 
