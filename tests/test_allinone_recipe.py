@@ -11,7 +11,7 @@ from tiny_settings import tiny_allinone
 from trafficfm.allinone import recipe
 from trafficfm.allinone.model import AllInOneModel
 from trafficfm.allinone.synthetic import make_synthetic_allinone
-from trafficfm.allinone.train import train
+from trafficfm.allinone.train import equal_norms, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -106,3 +106,30 @@ def test_warnings_name_a_task_still_improving_and_classes_at_zero():
     history[-1]["val"]["top1"] = 0.51
     history[-1]["zero_classes"]["cls"] = []
     assert recipe.warnings_from(history, improving=0.02) == []
+
+
+def test_equal_norms_gives_every_task_the_same_say_on_the_shared_layers():
+    torch.manual_seed(0)
+    shared = [0, 1]  # parameters 0 and 1 are shared, 2 is a head
+    grads = {"cls": [torch.randn(5) * 0.1, None, torch.randn(3)],
+             "det": [torch.randn(5) * 3, torch.randn(4) * 3, None],
+             "seg": [torch.randn(5), torch.randn(4), None]}
+    heads = grads["cls"][2].clone()
+    before = {t: torch.linalg.vector_norm(torch.cat([g[i] for i in shared if g[i] is not None])) for t, g in grads.items()}
+    equal_norms(grads, shared)
+    after = {t: torch.linalg.vector_norm(torch.cat([g[i] for i in shared if g[i] is not None])) for t, g in grads.items()}
+    mean = torch.stack(list(before.values())).mean()
+    for t in grads:
+        assert after[t] == pytest.approx(float(mean), rel=1e-5)
+    assert before["det"] > 20 * before["cls"]  # the drowned task is lifted, the loud one quietened
+    assert torch.equal(grads["cls"][2], heads)  # heads keep their own gradient
+
+
+def test_task_balance_changes_the_trained_backbone(dataset, tmp_path):
+    runs = {}
+    for balance in ("none", "equal_norm"):
+        cfg = tiny_allinone(steps=2, eval_every=0, task_balance=balance)
+        train(dataset, tmp_path / f"{balance}.pt", tmp_path / f"ckpt-{balance}", cfg)
+        runs[balance] = torch.load(tmp_path / f"{balance}.pt", map_location="cpu", weights_only=False)["state_dict"]
+    differ = {k for k in runs["none"] if not torch.equal(runs["none"][k], runs["equal_norm"][k])}
+    assert any(k.startswith("backbone") for k in differ)

@@ -2,8 +2,9 @@
 one batch per task, one optimizer step.
 
 Per step, for each task: forward, loss x task weight, backward; optionally the task's gradient on the
-shared parameters (backbone + pyramid) is clipped to its own norm before the tasks' gradients are
-summed (the engine's ``task`` hooks see each task's gradient there). The engine does the rest:
+shared parameters (backbone + pyramid) is clipped to its own norm (the engine's ``task`` hooks see
+each task's gradient there), and with ``task_balance: equal_norm`` the tasks' shared gradients are
+rescaled to equal norms before they are summed. The engine does the rest:
 AdamW (heads and backbone at their learning rates, no decay on biases and norms), warm-up then
 cosine decay, autocast, checkpoints with resume, DistributedDataParallel, logging, periodic
 validation on a subset (``eval_every``).
@@ -139,7 +140,7 @@ class JointStep:
 
     def __init__(self, state: TrainState, data: Dataset, split: str, cfg):
         tcfg = cfg["train"]
-        self.tasks = tcfg["tasks"]
+        self.tasks, self.balance = tcfg["tasks"], tcfg["task_balance"]
         loaders, datasets = build_loaders(data, split, tcfg, int(cfg["seed"]), state.step, state.stop, state.dist,
                                           bool(cfg["model"]["det_refine"]))
         model = state.model
@@ -161,7 +162,7 @@ class JointStep:
     def __call__(self, state: TrainState) -> dict:
         batches = {t: _to_device(next(self.iters[t]), state.device) for t in TASKS}
         state.timer.lap("data")
-        summed: list[torch.Tensor | None] = [None] * len(self.params)
+        task_grads: dict[str, list[torch.Tensor | None]] = {}
         figures: dict = {"samples": 0}
         for task in TASKS:
             images, targets = batches[task]
@@ -172,14 +173,17 @@ class JointStep:
                 p.grad = None
             loss.backward()
             self._task_gradient(state, task)
-            for i, p in enumerate(self.params):
-                if p.grad is not None:
-                    summed[i] = p.grad.clone() if summed[i] is None else summed[i].add_(p.grad)
+            task_grads[task] = [p.grad for p in self.params]  # fresh tensors per task: references suffice
             figures.update({k: float(v.detach()) for k, v in losses.items()})
             figures["samples"] += images.shape[0] * state.dist.world_size
             state.timer.lap(task)
-        for p, g in zip(self.params, summed):
-            p.grad = g
+        if self.balance == "equal_norm":
+            equal_norms(task_grads, self.shared)
+        for i, p in enumerate(self.params):
+            grads = [g[i] for g in task_grads.values() if g[i] is not None]
+            p.grad = grads[0].clone() if grads else None  # the tasks' own tensors stay for the diagnostics
+            for g in grads[1:]:
+                p.grad.add_(g)
         return figures
 
     def _task_gradient(self, state: TrainState, task: str) -> None:
@@ -189,6 +193,21 @@ class JointStep:
             torch.nn.utils.clip_grad_norm_(grads, float(clip))
         for hook in state.hooks.task:
             hook(state, task, grads)
+
+
+def equal_norms(task_grads: dict[str, list], shared: list[int]) -> None:
+    """Rescale each task's gradient on the shared parameters (indices ``shared``), in place, to the
+    mean of the tasks' norms: every task gets the same say in the shared update."""
+    norms = {t: torch.linalg.vector_norm(torch.stack([g[i].norm() for i in shared if g[i] is not None]))
+             for t, g in task_grads.items() if any(g[i] is not None for i in shared)}
+    if not norms:
+        return
+    target = torch.stack(list(norms.values())).mean()
+    for task, norm in norms.items():
+        scale = target / norm.clamp_min(1e-12)
+        for i in shared:
+            if task_grads[task][i] is not None:
+                task_grads[task][i].mul_(scale)
 
 
 def _peek(state: TrainState, data: Dataset, split: str, cfg):
