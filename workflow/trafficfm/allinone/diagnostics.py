@@ -2,8 +2,9 @@
 
 Per step (averaged over each log window):
 
-- ``gnorm_<task>``: norm of the task's (weighted) gradient on the shared backbone + pyramid;
-- ``share_<task>``: the task's share of the summed shared gradient, ``<g_task, G> / |G|^2`` (the
+- ``gnorm_<task>``: norm of the task's (weighted) gradient on the shared backbone + pyramid, as
+  back-propagated (before ``task_balance`` rescales it);
+- ``share_<task>``: the task's share of the summed shared gradient (after ``task_balance``), ``<g_task, G> / |G|^2`` (the
   shares add up to 1; a task near 0 barely moves the features it depends on, one above 1 is being
   cancelled by the others);
 - ``<head>_alive``: fraction of a classification-style head's hidden units that are non-zero for
