@@ -93,7 +93,9 @@ def main(argv=None) -> None:
     parser.add_argument("--configfile", nargs="*", default=[], help="overlays on config.yaml")
     parser.add_argument("--data-seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--train-seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--cls-classes", type=int, default=50, help="car models of the hard releases")
+    parser.add_argument("--profile", choices=("hard", "demo"), default="hard", help="demo generator profile")
+    parser.add_argument("--cls-classes", type=int, default=None,
+                        help="car models per release (default: 50 with hard, the config's with demo)")
     parser.add_argument("--set", nargs="*", default=[], help="overrides, e.g. allinone.train.tasks.cls.size=160")
     parser.add_argument("--tag", default="default", help="name of this recipe in the work folder")
     parser.add_argument("--work", default=str(ROOT / "results" / "bench_seeds"))
@@ -109,7 +111,8 @@ def main(argv=None) -> None:
     setup_logging()
     if args.threads:
         torch.set_num_threads(args.threads)
-    settings = load(*args.configfile, overrides=[{"data": {"demo": {"profile": "hard", "cls_classes": args.cls_classes}}}, *args.set])
+    classes = {"cls_classes": args.cls_classes or 50} if args.profile == "hard" or args.cls_classes else {}
+    settings = load(*args.configfile, overrides=[{"data": {"demo": {"profile": args.profile, **classes}}}, *args.set])
     cfg = settings.allinone
     work = Path(args.work)
     rows = []

@@ -125,6 +125,18 @@ def test_equal_norms_gives_every_task_the_same_say_on_the_shared_layers():
     assert torch.equal(grads["cls"][2], heads)  # heads keep their own gradient
 
 
+def test_equal_norms_gives_each_task_a_say_in_proportion_to_its_weight():
+    torch.manual_seed(1)
+    shared = [0, 1]
+    grads = {t: [torch.randn(5) * s, torch.randn(4) * s, None] for t, s in (("cls", 0.1), ("det", 3.0), ("seg", 1.0))}
+    norm = lambda g: float(torch.linalg.vector_norm(torch.cat([g[i] for i in shared])))  # noqa: E731
+    mean = sum(norm(g) for g in grads.values()) / 3
+    equal_norms(grads, shared, {"cls": 1.0, "det": 2.0, "seg": 1.0})
+    assert norm(grads["det"]) == pytest.approx(mean * 2 / (4 / 3), rel=1e-5)  # weight / mean weight
+    assert norm(grads["cls"]) == pytest.approx(mean * 1 / (4 / 3), rel=1e-5)
+    assert norm(grads["seg"]) == pytest.approx(norm(grads["cls"]), rel=1e-5)
+
+
 def test_task_balance_changes_the_trained_backbone(dataset, tmp_path):
     runs = {}
     for balance in ("none", "equal_norm"):

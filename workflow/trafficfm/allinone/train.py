@@ -4,7 +4,7 @@ one batch per task, one optimizer step.
 Per step, for each task: forward, loss x task weight, backward; optionally the task's gradient on the
 shared parameters (backbone + pyramid) is clipped to its own norm (the engine's ``task`` hooks see
 each task's gradient there), and with ``task_balance: equal_norm`` the tasks' shared gradients are
-rescaled to equal norms before they are summed. The engine does the rest:
+rescaled to norms in proportion to the tasks' loss weights (equal by default) before they are summed. The engine does the rest:
 AdamW (heads and backbone at their learning rates, no decay on biases and norms), warm-up then
 cosine decay, autocast, checkpoints with resume, DistributedDataParallel, logging, periodic
 validation on a subset (``eval_every``).
@@ -178,7 +178,7 @@ class JointStep:
             figures["samples"] += images.shape[0] * state.dist.world_size
             state.timer.lap(task)
         if self.balance == "equal_norm":
-            equal_norms(task_grads, self.shared)
+            equal_norms(task_grads, self.shared, {t: self.tasks[t]["loss_weight"] for t in task_grads})
         for i, p in enumerate(self.params):
             grads = [g[i] for g in task_grads.values() if g[i] is not None]
             p.grad = grads[0].clone() if grads else None  # the tasks' own tensors stay for the diagnostics
@@ -195,16 +195,19 @@ class JointStep:
             hook(state, task, grads)
 
 
-def equal_norms(task_grads: dict[str, list], shared: list[int]) -> None:
+def equal_norms(task_grads: dict[str, list], shared: list[int], weights: dict[str, float] | None = None) -> None:
     """Rescale each task's gradient on the shared parameters (indices ``shared``), in place, to the
-    mean of the tasks' norms: every task gets the same say in the shared update."""
+    mean of the tasks' norms times the task's weight over the mean weight: with equal (or no) weights
+    every task gets the same say in the shared update, otherwise a say in proportion to its weight."""
     norms = {t: torch.linalg.vector_norm(torch.stack([g[i].norm() for i in shared if g[i] is not None]))
              for t, g in task_grads.items() if any(g[i] is not None for i in shared)}
     if not norms:
         return
     target = torch.stack(list(norms.values())).mean()
+    w = {t: float(weights[t]) if weights else 1.0 for t in norms}
+    mean_w = sum(w.values()) / len(w)
     for task, norm in norms.items():
-        scale = target / norm.clamp_min(1e-12)
+        scale = target * (w[task] / mean_w) / norm.clamp_min(1e-12)
         for i in shared:
             if task_grads[task][i] is not None:
                 task_grads[task][i].mul_(scale)
