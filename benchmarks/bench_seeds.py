@@ -8,6 +8,7 @@ Prints each run's metrics, then per metric the minimum, median and spread (max -
 Markdown table for docs/recipe.md. Finished runs are kept in ``--work`` and not trained again, so
 an interrupted grid resumes; ``--set`` tries a recipe change (settings overrides, as the loader
 takes them: ``--set allinone.train.tasks.cls.size=160``); ``--configfile`` adds overlays.
+``--profile demo`` trains and scores the demo release itself (use another ``--work`` folder).
 
     python benchmarks/bench_seeds.py --data-seeds 0 1 --train-seeds 0 1 2
 """
