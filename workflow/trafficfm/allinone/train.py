@@ -206,6 +206,8 @@ def equal_norms(task_grads: dict[str, list], shared: list[int], weights: dict[st
     target = torch.stack(list(norms.values())).mean()
     w = {t: float(weights[t]) if weights else 1.0 for t in norms}
     mean_w = sum(w.values()) / len(w)
+    if mean_w == 0:  # every loss weighted 0: the gradients are zero already
+        return
     for task, norm in norms.items():
         scale = target * (w[task] / mean_w) / norm.clamp_min(1e-12)
         for i in shared:
