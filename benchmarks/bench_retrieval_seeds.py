@@ -15,16 +15,11 @@ recipe change (``--set retrieval.train.epochs=8``); ``--profile demo`` measures 
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import statistics
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow"))
+import seedgrid
 
 COLUMNS = (("map10", "mAP@10"), ("vehicle", "vehicles"), ("pedestrian", "pedestrians"),
            ("map10_no_rerank", "no re-ranking"), ("map10_before", "before"))
@@ -33,20 +28,11 @@ COLUMNS = (("map10", "mAP@10"), ("vehicle", "vehicles"), ("pedestrian", "pedestr
 def release(work: Path, data_seed: int, settings, profile: str) -> Path:
     """The converted release of ``data_seed`` (drawn once, then reused); retrieval part only."""
     from trafficfm.data.convert_retrieval import convert_retrieval
-    from trafficfm.data.demo import make_demo_release
 
-    out = work / f"data_{profile}{data_seed}"
-    if (out / "manifest.json").exists():
-        return out
     cfg = {**settings.data.demo.to_dict(), "seed": data_seed, "profile": profile}
     cfg.update({f"{task}_{split}": 0 for task in ("cls", "det", "seg") for split in ("train", "val", "test")})
-    layout = settings.data.layout
-    t0 = time.perf_counter()
-    raw = work / f"release_{profile}{data_seed}"
-    make_demo_release(raw, cfg, layout, truth_dir=work / f"truth_{profile}{data_seed}")
-    convert_retrieval(raw, out, layout.retrieval, settings.data.on_error)
-    print(f"data seed {data_seed} ({profile}): release drawn and converted in {time.perf_counter() - t0:.0f} s", flush=True)
-    return out
+    return seedgrid.release(work, f"_{profile}{data_seed}", cfg, settings, lambda raw, out: convert_retrieval(
+        raw, out, settings.data.layout.retrieval, settings.data.on_error))
 
 
 def run(work: Path, data_dir: Path, data_seed: int, settings, tag: str, split: str, val: str, workers: int) -> dict:
@@ -81,33 +67,18 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         lines.append(f"| {r['data']} | " + " | ".join(f"{r[k]:.3f}" for k, _ in COLUMNS)
                      + f" | {r['rerank']} | {r['train_s']} | {r['eval_s']} |")
-    for name, fn in (("min", min), ("median", statistics.median), ("spread", lambda v: max(v) - min(v))):
-        lines.append(f"| **{name}** | " + " | ".join(f"{fn([r[k] for r in rows]):.3f}" for k, _ in COLUMNS) + " | | | |")
-    return "\n".join(lines)
+    return "\n".join(lines + seedgrid.stat_rows(rows, [k for k, _ in COLUMNS], lead=1, trail=3))
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configfile", nargs="*", default=[], help="overlays on config.yaml")
-    parser.add_argument("--data-seeds", type=int, nargs="+", default=[0, 1])
+    parser = seedgrid.parser(__doc__, "bench_retrieval_seeds", "retrieval.train.epochs=8")
     parser.add_argument("--profile", choices=("hard", "demo"), default="hard")
-    parser.add_argument("--set", nargs="*", default=[], help="overrides, e.g. retrieval.train.epochs=8")
-    parser.add_argument("--tag", default="default", help="name of this recipe in the work folder")
-    parser.add_argument("--work", default=str(ROOT / "results" / "bench_retrieval_seeds"))
     parser.add_argument("--workers", type=int, default=1, help="image-loading processes (the rule: 1 on 2 cores)")
-    parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
-
+    seedgrid.setup(args)
     from trafficfm import paths
     from trafficfm.config import load
-    from trafficfm.logs import setup_logging
 
-    setup_logging()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     settings = load(*args.configfile, overrides=list(args.set))
     splits = paths.splits(settings.data, "retrieval")
     work = Path(args.work)

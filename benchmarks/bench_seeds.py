@@ -15,16 +15,11 @@ takes them: ``--set allinone.train.tasks.cls.size=160``); ``--configfile`` adds 
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import statistics
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow"))
+import seedgrid
 
 METRICS = ("top1", "map50", "miou", "score")
 
@@ -32,24 +27,15 @@ METRICS = ("top1", "map50", "miou", "score")
 def release(work: Path, data_seed: int, settings) -> Path:
     """The converted hard-profile release of ``data_seed`` (drawn once, then reused)."""
     from trafficfm.data.convert_allinone import convert_allinone
-    from trafficfm.data.demo import label_space, make_demo_release
+    from trafficfm.data.demo import label_space
 
-    out = work / f"data{data_seed}"
-    if (out / "manifest.json").exists():
-        return out
     cfg = {**settings.data.demo.to_dict(), "seed": data_seed, "retrieval_train": 0, "retrieval_val": 0,
            "retrieval_test": 0, "retrieval_test_queries": 0}  # the AllInOne track only
-    layout = settings.data.layout
-    t0 = time.perf_counter()
-    make_demo_release(work / f"release{data_seed}", cfg, layout, truth_dir=work / f"truth{data_seed}")
-    convert_allinone(work / f"release{data_seed}", out, layout.allinone, label_space(cfg), settings.data.on_error)
-    print(f"data seed {data_seed}: release drawn and converted in {time.perf_counter() - t0:.0f} s", flush=True)
-    return out
+    return seedgrid.release(work, str(data_seed), cfg, settings, lambda raw, out: convert_allinone(
+        raw, out, settings.data.layout.allinone, label_space(cfg), settings.data.on_error))
 
 
 def run(work: Path, data_dir: Path, data_seed: int, train_seed: int, cfg: dict, tag: str) -> dict:
-    import torch
-
     from trafficfm.allinone.evaluate import validate
     from trafficfm.allinone.inference import load_model
     from trafficfm.allinone.train import train
@@ -84,34 +70,19 @@ def summary(rows: list[dict]) -> str:
     for r in rows:
         lines.append(f"| {r['data_seed']} | {r['train_seed']} | {r['top1']:.3f} | {r['map50']:.3f} | {r['miou']:.3f} "
                      f"| {r['score']:.3f} | {r['cls_classes_at_0']} | {r['train_s']} |")
-    for name, fn in (("min", min), ("median", statistics.median), ("spread", lambda v: max(v) - min(v))):
-        lines.append(f"| **{name}** | | " + " | ".join(f"{fn([r[k] for r in rows]):.3f}" for k in METRICS) + " | | |")
-    return "\n".join(lines)
+    return "\n".join(lines + seedgrid.stat_rows(rows, METRICS, lead=2, trail=2))
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configfile", nargs="*", default=[], help="overlays on config.yaml")
-    parser.add_argument("--data-seeds", type=int, nargs="+", default=[0, 1])
+    parser = seedgrid.parser(__doc__, "bench_seeds", "allinone.train.tasks.cls.size=160")
     parser.add_argument("--train-seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--profile", choices=("hard", "demo"), default="hard", help="demo generator profile")
     parser.add_argument("--cls-classes", type=int, default=None,
                         help="car models per release (default: 50 with hard, the config's with demo)")
-    parser.add_argument("--set", nargs="*", default=[], help="overrides, e.g. allinone.train.tasks.cls.size=160")
-    parser.add_argument("--tag", default="default", help="name of this recipe in the work folder")
-    parser.add_argument("--work", default=str(ROOT / "results" / "bench_seeds"))
-    parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
-
+    seedgrid.setup(args)
     from trafficfm.config import load
-    from trafficfm.logs import setup_logging
 
-    setup_logging()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     classes = {"cls_classes": args.cls_classes or 50} if args.profile == "hard" or args.cls_classes else {}
     settings = load(*args.configfile, overrides=[{"data": {"demo": {"profile": args.profile, **classes}}}, *args.set])
     cfg = settings.allinone
