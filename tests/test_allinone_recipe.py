@@ -45,47 +45,6 @@ def test_class_prior_starts_the_heads_at_the_label_frequencies():
     assert torch.argmax(model.refine_head.fc.bias) in (7, 45)
 
 
-def test_cosine_head_cannot_lower_its_loss_by_shrinking_the_features():
-    from trafficfm.allinone.model import ClsHead
-
-    torch.manual_seed(0)
-    linear, cosine = ClsHead(16, 32, 5, 0.0), ClsHead(16, 32, 5, 0.0, "cosine", scale=16.0)
-    cosine.load_state_dict(linear.state_dict())
-    x = torch.rand(4, 16, 3, 3)
-    pooled = linear.proj(x).mean(dim=(2, 3))  # what the classifier sees; halve it, as dying units would
-    for head in (linear, cosine):
-        head.proj = torch.nn.Identity()
-    with torch.no_grad():
-        assert torch.allclose(cosine(pooled[..., None, None] * 0.5), cosine(pooled[..., None, None]), atol=1e-5)
-        assert not torch.allclose(linear(pooled[..., None, None] * 0.5), linear(pooled[..., None, None]), atol=1e-3)
-        # scale bounds the logits: scale x cosine + bias
-        assert cosine(pooled[..., None, None]).abs().max() <= 16.0 + 1e-4
-    counts = np.array([10, 30, 0, 60, 0])
-    cosine.set_prior(counts)  # one direction for every class, the prior in the bias
-    prior = torch.log(torch.tensor([0.1, 0.3, 1e-4, 0.6, 1e-4]))
-    with torch.no_grad():
-        start = cosine(pooled[..., None, None])
-    # every image starts at the prior, up to the shared cosine: nothing random for the features to remove
-    assert torch.allclose(start - start[:, :1], (prior - prior[0]).expand(4, 5), atol=1e-4)
-
-
-def test_cosine_margin_acts_in_training_only():
-    cfg = tiny_allinone().model
-    heads = {m: AllInOneModel(cfg.replace({"cls_head": {"kind": "cosine", "scale": 10.0, "margin": m}}),
-                              {"cls": 4, "det": 45, "seg": 19}) for m in (0.0, 0.3)}
-    heads[0.3].load_state_dict(heads[0.0].state_dict())
-    x, y = torch.rand(3, 3, 64, 64) * 255, torch.tensor([0, 1, 3])
-    for m in heads.values():
-        m.eval()
-    with torch.no_grad():
-        assert torch.equal(heads[0.0]("cls", x), heads[0.3]("cls", x))  # predictions: no margin
-        plain_loss, margin_loss = heads[0.0]("cls", x, y)["cls"], heads[0.3]("cls", x, y)["cls"]
-        logits = heads[0.0]("cls", x)
-    # the true class's logit lowered by margin x scale = 3
-    expected = torch.nn.functional.cross_entropy(logits - 3.0 * torch.nn.functional.one_hot(y, 4), y)
-    assert margin_loss == pytest.approx(float(expected), rel=1e-5) and margin_loss > plain_loss
-
-
 def test_diagnostics_and_validation_points_are_logged(dataset, tmp_path):
     cfg = tiny_allinone(steps=4, eval_every=2, eval_limit=4)
     summary = train(dataset, tmp_path / "m.pt", tmp_path / "ckpt", cfg, curve_path=tmp_path / "curve.png",

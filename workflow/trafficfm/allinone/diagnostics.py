@@ -65,9 +65,9 @@ class Diagnostics:
         pooled = self._pooled.pop(head, None) if head else None
         if pooled is not None:
             self._add(f"{head}_alive", (pooled > 0).any(0).float().mean())
-            classify, fc = self._heads[head].classify, self._heads[head].fc
+            fc = self._heads[head].fc
             with torch.no_grad():
-                logits = classify(pooled.to(fc.weight.dtype))[:, self._present[head].to(pooled.device)]
+                logits = fc(pooled.to(fc.weight.dtype))[:, self._present[head].to(pooled.device)]
             self._add(f"{head}_spread", logits.std(0).mean() if logits.shape[0] > 1 else 0.0)
 
     def after_step(self, state, _figures) -> None:

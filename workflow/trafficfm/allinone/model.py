@@ -47,33 +47,15 @@ def _conv_gn_relu(cin: int, cout: int, k: int = 3) -> nn.Sequential:
 
 
 class ClsHead(nn.Module):
-    """1x1 conv, GroupNorm, ReLU, average pooling, then a linear classifier or, with ``kind``
-    cosine, ``scale`` x the cosine between the pooled features and each class's weight vector (plus
-    the bias, which holds the label prior): the logits no longer grow with the features' norm, so the
-    head cannot lower its loss by shrinking the shared features, and every class is compared on
-    direction alone, which suits few examples of many look-alike classes."""
-
-    def __init__(self, cin: int, hidden: int, num_classes: int, dropout: float, kind: str = "linear",
-                 scale: float = 16.0):
+    def __init__(self, cin: int, hidden: int, num_classes: int, dropout: float):
         super().__init__()
-        if kind not in ("linear", "cosine"):
-            raise ValueError(f"classifier head kind {kind!r}: expected linear or cosine")
-        self.kind, self.scale = kind, float(scale)
         self.proj = _conv_gn_relu(cin, hidden, k=1)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(hidden, num_classes)
-        if kind == "cosine":
-            nn.init.zeros_(self.fc.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.classify(self.dropout(self.proj(x).mean(dim=(2, 3))))
-
-    def classify(self, pooled: Tensor) -> Tensor:
-        """Logits of pooled (N, hidden) features."""
-        if self.kind == "cosine":
-            cos = F.linear(F.normalize(pooled, dim=1), F.normalize(self.fc.weight, dim=1))
-            return self.scale * cos + self.fc.bias
-        return self.fc(pooled)
+        x = self.proj(x).mean(dim=(2, 3))
+        return self.fc(self.dropout(x))
 
     @torch.no_grad()
     def set_prior(self, counts, floor: float = 1e-4) -> None:
@@ -89,10 +71,7 @@ class ClsHead(nn.Module):
         there is nothing to remove and the first gradient the features get is the class signal."""
         freq = torch.as_tensor(counts, dtype=torch.float64)
         freq = freq / freq.sum().clamp(min=1)
-        if self.kind == "linear":
-            self.fc.weight.zero_()
-        else:  # a cosine head's weights give directions only: one shared direction, equal cosines
-            self.fc.weight.fill_(self.fc.weight.shape[1] ** -0.5)
+        self.fc.weight.zero_()
         self.fc.bias.copy_(torch.log(freq.clamp(min=floor)).to(self.fc.bias.dtype))
 
 
@@ -132,11 +111,7 @@ class AllInOneModel(nn.Module):
         bad = [s for s in self.det_strides if s not in STRIDES]
         if bad or self.det_strides != sorted(self.det_strides):
             raise ValueError(f"det_strides {self.det_strides}: ascending values among {STRIDES}")
-        # model files written before the head kinds existed hold no cls_head: they are linear
-        head = cfg.get("cls_head") or {"kind": "linear", "scale": 1.0, "margin": 0.0}
-        self.cls_margin = float(head["margin"]) * float(head["scale"]) if head["kind"] == "cosine" else 0.0
-        self.cls_head = ClsHead(self.backbone.channels[-1], int(cfg["cls_hidden"]), num_classes["cls"],
-                                cfg["cls_dropout"], head["kind"], head["scale"])
+        self.cls_head = ClsHead(self.backbone.channels[-1], int(cfg["cls_hidden"]), num_classes["cls"], cfg["cls_dropout"])
         norm = partial(nn.GroupNorm, _groups(c))
         self.det_cls = FCOSClassificationHead(c, 1, num_classes["det"], int(cfg["det_head_convs"]), norm_layer=norm)
         self.det_reg = FCOSRegressionHead(c, 1, int(cfg["det_head_convs"]), norm_layer=norm)
@@ -209,8 +184,6 @@ class AllInOneModel(nn.Module):
             logits = self.cls_head(self.backbone(self.normalize(images))[-1]).float()
             if targets is None:
                 return logits
-            if self.cls_margin:  # CosFace: the true class must win by margin x scale during training
-                logits = logits - self.cls_margin * F.one_hot(targets, logits.shape[1]).to(logits.dtype)
             loss = F.cross_entropy(logits, targets, reduction="sum")
             return {"cls": loss / global_normalizer(torch.tensor(targets.numel(), device=logits.device))}
         if task == "det":
