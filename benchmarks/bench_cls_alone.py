@@ -31,18 +31,17 @@ def run(data_dir: str, seed: int, cfg, steps: int) -> list[tuple[int, float, flo
     from trafficfm.allinone.inference import classify
     from trafficfm.allinone.model import AllInOneModel
     from trafficfm.data.canonical import Dataset
-    from trafficfm.engine.optim import adamw, lr_factor, param_groups, set_lr
+    from trafficfm.allinone.train import optimizer_groups
+    from trafficfm.engine.optim import adamw, lr_factor, set_lr
     from trafficfm.seeding import seed_everything
 
     data = Dataset.open(data_dir)
     m = data.manifest
     num = {"cls": len(m["cls_classes"]), "det": len(m["det_categories"]), "seg": len(m["seg_classes"])}
-    t, lr = cfg["train"], float(cfg["train"]["lr"])
+    t = cfg["train"]
     seed_everything(seed)
     model = AllInOneModel(cfg["model"], num).to(memory_format=torch.channels_last)
-    groups = param_groups(model, lambda n: "backbone" if n.startswith("backbone.") else "heads",
-                          {"heads": lr, "backbone": lr * float(t["backbone_lr_scale"])}, float(t["weight_decay"]))
-    optimizer = adamw(groups, t)
+    optimizer = adamw(optimizer_groups(model, t), t)
     task = t["tasks"]["cls"]
     ds = ClsDataset(data, "train", task["size"], True, task["aug"])
     if t["class_prior"]:

@@ -106,10 +106,7 @@ def train(dataset_dir: str | Path, model_path: str | Path, checkpoint_dir: str |
                                                selection=selection))
     seed_everything(int(cfg["seed"]))
     model = AllInOneModel(cfg["model"], num_classes).to(trainer.device).to(memory_format=torch.channels_last)
-    lr = float(cfg["train"]["lr"])
-    groups = param_groups(model, lambda name: "backbone" if name.startswith("backbone.") else "heads",
-                          {"heads": lr, "backbone": lr * float(cfg["train"]["backbone_lr_scale"])},
-                          float(cfg["train"]["weight_decay"]))
+    groups = optimizer_groups(model, tcfg)
     total = recipe.schedule_steps(tcfg, recipe.train_sizes(data.manifest, splits["train"]))
     hooks = hooks or Hooks()
     state = trainer.prepare(model, groups, total, stop_after=stop_after, hooks=hooks,
@@ -132,6 +129,13 @@ def train(dataset_dir: str | Path, model_path: str | Path, checkpoint_dir: str |
                 summary["kept_step"])
     summary["history_tail"] = state.history[-1] if state.history else {}
     return summary
+
+
+def optimizer_groups(model: AllInOneModel, tcfg) -> list[dict]:
+    """AdamW groups: the heads at ``lr``, the pretrained backbone at ``lr x backbone_lr_scale``."""
+    lr = float(tcfg["lr"])
+    return param_groups(model, lambda name: "backbone" if name.startswith("backbone.") else "heads",
+                        {"heads": lr, "backbone": lr * float(tcfg["backbone_lr_scale"])}, float(tcfg["weight_decay"]))
 
 
 class JointStep:
