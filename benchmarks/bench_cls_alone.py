@@ -4,7 +4,8 @@ The AllInOne model, optimizer (AdamW with the backbone at ``lr x backbone_lr_sca
 cosine schedule, label-prior start and the very data stream of the joint training
 (``StepBatchSampler``, ``ClsDataset``), but classification batches only: on 2 CPU cores about 4 min
 a run on one thread, against about 24 min for a joint run. Prints top-1 on the whole validation
-split (``classify``, the prediction code) every 100 steps; ``--set`` tries a change. Screen here,
+split (``classify``, the prediction code) every 100 steps and the most frequent confusions (true,
+predicted, images) at the end; ``--set`` tries a change. Screen here,
 then confirm jointly with bench_seeds.py. The release is one that bench_seeds.py converted.
 
     python benchmarks/bench_cls_alone.py results/bench_seeds/data0 --seeds 0 1 \\
@@ -14,6 +15,7 @@ then confirm jointly with bench_seeds.py. The release is one that bench_seeds.py
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import time
 
@@ -22,8 +24,9 @@ import numpy as np
 import seedgrid
 
 
-def run(data_dir: str, seed: int, cfg, steps: int) -> list[tuple[int, float, float]]:
-    """(step, mean training loss of the last 20 steps, validation top-1) every 100 steps."""
+def run(data_dir: str, seed: int, cfg, steps: int) -> tuple[list[tuple[int, float, float]], list]:
+    """(step, mean training loss of the last 20 steps, validation top-1) every 100 steps, and the
+    validation confusions of the last step: [(true class, predicted class, images), ...], most first."""
     import torch
     from torch.utils.data import DataLoader
 
@@ -64,7 +67,10 @@ def run(data_dir: str, seed: int, cfg, steps: int) -> list[tuple[int, float, flo
             curve.append((step + 1, round(float(np.mean(losses[-20:])), 3),
                           round(float((pred == val["label"].to_numpy()).mean()), 3)))
             print(curve[-1], flush=True)
-    return curve
+    names = m["cls_classes"]
+    wrong = pred != val["label"].to_numpy()
+    pairs = collections.Counter(zip(val["label"].to_numpy()[wrong].tolist(), pred[wrong].tolist()))
+    return curve, [(names[a], names[b], n) for (a, b), n in pairs.most_common()]
 
 
 def main(argv=None) -> None:
@@ -82,8 +88,9 @@ def main(argv=None) -> None:
     rows = []
     for seed in args.seeds:
         t0 = time.perf_counter()
-        curve = run(args.data_dir, seed, cfg, args.steps)
-        rows.append({"seed": seed, "top1": curve[-1][2], "curve": curve, "s": round(time.perf_counter() - t0)})
+        curve, confusions = run(args.data_dir, seed, cfg, args.steps)
+        rows.append({"seed": seed, "top1": curve[-1][2], "curve": curve, "s": round(time.perf_counter() - t0),
+                     "confusions": confusions[:10]})
         print(json.dumps(rows[-1]), flush=True)
     print(f"\n{' '.join(args.set) or 'config as is'}: top-1 " + ", ".join(f"seed {r['seed']} {r['top1']:.3f}" for r in rows))
 
