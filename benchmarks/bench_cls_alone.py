@@ -4,8 +4,8 @@ The AllInOne model, optimizer (AdamW with the backbone at ``lr x backbone_lr_sca
 cosine schedule, label-prior start and the very data stream of the joint training
 (``StepBatchSampler``, ``ClsDataset``), but classification batches only: on 2 CPU cores about 4 min
 a run on one thread, against about 24 min for a joint run. Prints top-1 on the whole validation
-split (``classify``, the prediction code) every 100 steps and the most frequent confusions (true,
-predicted, images) at the end; ``--set`` tries a change. Screen here,
+split (``classify``, the prediction code) every 100 steps, and at the end the most frequent confusions (true,
+predicted, images) and per-class top-1 on the training and validation splits; ``--set`` tries a change. Screen here,
 then confirm jointly with bench_seeds.py. The release is one that bench_seeds.py converted.
 
     python benchmarks/bench_cls_alone.py results/bench_seeds/data0 --seeds 0 1 \\
@@ -24,9 +24,10 @@ import numpy as np
 import seedgrid
 
 
-def run(data_dir: str, seed: int, cfg, steps: int) -> tuple[list[tuple[int, float, float]], list]:
-    """(step, mean training loss of the last 20 steps, validation top-1) every 100 steps, and the
-    validation confusions of the last step: [(true class, predicted class, images), ...], most first."""
+def run(data_dir: str, seed: int, cfg, steps: int) -> tuple[list[tuple[int, float, float]], list, dict]:
+    """(step, mean training loss of the last 20 steps, validation top-1) every 100 steps; the
+    validation confusions of the last step: [(true class, predicted class, images), ...], most first;
+    and per-class top-1 on the training and validation splits: {class: {"train": .., "val": ..}}."""
     import torch
     from torch.utils.data import DataLoader
 
@@ -70,7 +71,15 @@ def run(data_dir: str, seed: int, cfg, steps: int) -> tuple[list[tuple[int, floa
     names = m["cls_classes"]
     wrong = pred != val["label"].to_numpy()
     pairs = collections.Counter(zip(val["label"].to_numpy()[wrong].tolist(), pred[wrong].tolist()))
-    return curve, [(names[a], names[b], n) for (a, b), n in pairs.most_common()]
+    # Per-class top-1 on the training images too (whole images, as evaluated): a class the model
+    # cannot fit even there is not an overfitting problem.
+    train = data.table("cls_train")
+    train_pred = classify(model, list(train["path"]), task["size"], "cpu", 32, "fp32")
+    per_class = {}
+    for split, y, p in (("train", train["label"].to_numpy(), train_pred), ("val", val["label"].to_numpy(), pred)):
+        for c in np.unique(y):
+            per_class.setdefault(names[c], {})[split] = round(float((p[y == c] == c).mean()), 2)
+    return curve, [(names[a], names[b], n) for (a, b), n in pairs.most_common()], per_class
 
 
 def main(argv=None) -> None:
@@ -88,9 +97,9 @@ def main(argv=None) -> None:
     rows = []
     for seed in args.seeds:
         t0 = time.perf_counter()
-        curve, confusions = run(args.data_dir, seed, cfg, args.steps)
+        curve, confusions, per_class = run(args.data_dir, seed, cfg, args.steps)
         rows.append({"seed": seed, "top1": curve[-1][2], "curve": curve, "s": round(time.perf_counter() - t0),
-                     "confusions": confusions[:10]})
+                     "confusions": confusions[:10], "per_class_top1": per_class})
         print(json.dumps(rows[-1]), flush=True)
     print(f"\n{' '.join(args.set) or 'config as is'}: top-1 " + ", ".join(f"seed {r['seed']} {r['top1']:.3f}" for r in rows))
 
