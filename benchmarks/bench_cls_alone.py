@@ -4,9 +4,10 @@ The AllInOne model, optimizer (AdamW with the backbone at ``lr x backbone_lr_sca
 cosine schedule, label-prior start and the very data stream of the joint training
 (``StepBatchSampler``, ``ClsDataset``), but classification batches only: on 2 CPU cores about 4 min
 a run on one thread, against about 24 min for a joint run. Prints top-1 on the whole validation
-split (``classify``, the prediction code) every 100 steps, and at the end the most frequent confusions (true,
-predicted, images) and per-class top-1 on the training and validation splits; ``--set`` tries a change. Screen here,
-then confirm jointly with bench_seeds.py. The release is one that bench_seeds.py converted.
+split (``classify``, the prediction code) every 100 steps, and at the end the most frequent
+confusions (true, predicted, images) and per-class top-1 on the training and validation splits;
+``--set`` tries a change. Screen here, then confirm jointly with bench_seeds.py. The release is one
+that bench_seeds.py converted.
 
     python benchmarks/bench_cls_alone.py results/bench_seeds/data0 --seeds 0 1 \\
         --set allinone.train.backbone_lr_scale=0.1
@@ -34,8 +35,8 @@ def run(data_dir: str, seed: int, cfg, steps: int) -> tuple[list[tuple[int, floa
     from trafficfm.allinone.datasets import COLLATE, ClsDataset, StepBatchSampler
     from trafficfm.allinone.inference import classify
     from trafficfm.allinone.model import AllInOneModel
-    from trafficfm.data.canonical import Dataset
     from trafficfm.allinone.train import optimizer_groups
+    from trafficfm.data.canonical import Dataset
     from trafficfm.engine.optim import adamw, lr_factor, set_lr
     from trafficfm.seeding import seed_everything
 
@@ -69,14 +70,15 @@ def run(data_dir: str, seed: int, cfg, steps: int) -> tuple[list[tuple[int, floa
                           round(float((pred == val["label"].to_numpy()).mean()), 3)))
             print(curve[-1], flush=True)
     names = m["cls_classes"]
-    wrong = pred != val["label"].to_numpy()
-    pairs = collections.Counter(zip(val["label"].to_numpy()[wrong].tolist(), pred[wrong].tolist()))
+    val_y = val["label"].to_numpy()
+    wrong = pred != val_y
+    pairs = collections.Counter(zip(val_y[wrong].tolist(), pred[wrong].tolist()))
     # Per-class top-1 on the training images too (whole images, as evaluated): a class the model
     # cannot fit even there is not an overfitting problem.
     train = data.table("cls_train")
     train_pred = classify(model, list(train["path"]), task["size"], "cpu", 32, "fp32")
     per_class = {}
-    for split, y, p in (("train", train["label"].to_numpy(), train_pred), ("val", val["label"].to_numpy(), pred)):
+    for split, y, p in (("train", train["label"].to_numpy(), train_pred), ("val", val_y, pred)):
         for c in np.unique(y):
             per_class.setdefault(names[c], {})[split] = round(float((p[y == c] == c).mean()), 2)
     return curve, [(names[a], names[b], n) for (a, b), n in pairs.most_common()], per_class
