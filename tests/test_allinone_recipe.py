@@ -137,6 +137,18 @@ def test_equal_norms_gives_each_task_a_say_in_proportion_to_its_weight():
     assert norm(grads["seg"]) == pytest.approx(norm(grads["cls"]), rel=1e-5)
 
 
+def test_equal_norms_with_every_weight_zero_leaves_the_gradients_finite_and_unchanged():
+    torch.manual_seed(2)
+    shared = [0]
+    grads = {t: [torch.randn(5)] for t in ("cls", "det")}
+    before = {t: g[0].clone() for t, g in grads.items()}
+    equal_norms(grads, shared, {"cls": 0.0, "det": 0.0})
+    for t in grads:  # no 0 / 0: the weighted losses gave zero gradients already, nothing to rescale
+        assert torch.equal(grads[t][0], before[t])
+    equal_norms(grads, shared, {"cls": 0.0, "det": 1.0})  # one task switched off: no say at all
+    assert torch.count_nonzero(grads["cls"][0]) == 0 and torch.isfinite(grads["det"][0]).all()
+
+
 def test_task_balance_changes_the_trained_backbone(dataset, tmp_path):
     runs = {}
     for balance in ("none", "equal_norm"):
