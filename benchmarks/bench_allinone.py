@@ -68,7 +68,7 @@ def child_ours(cfg, device_name: str, steps: int, warmup: int, det_infer_size: i
     import torch
 
     from trafficfm.allinone.model import AllInOneModel
-    from trafficfm.allinone.train import param_groups
+    from trafficfm.allinone.train import optimizer_groups
     from trafficfm.device import autocast
 
     device = torch.device(device_name)
@@ -77,7 +77,7 @@ def child_ours(cfg, device_name: str, steps: int, warmup: int, det_infer_size: i
     torch.manual_seed(0)
     model = AllInOneModel({**cfg["model"], "pretrained": None}, {"cls": 196, "det": 45, "seg": 19})
     model = model.to(device).to(memory_format=torch.channels_last).train()
-    opt = torch.optim.AdamW(param_groups(model, 1e-4, 0.05, 1.0), lr=1e-4)
+    opt = torch.optim.AdamW(optimizer_groups(model, tcfg))  # the training's groups and rates
     gen = torch.Generator().manual_seed(0)
     bs = {t: int(tasks[t]["batch_size"]) for t in ("cls", "det", "seg")}
     cs = int(tasks["cls"]["size"])
