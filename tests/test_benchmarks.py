@@ -2,6 +2,7 @@
 once broke bench_allinone.py at start, unnoticed, because nothing ran it."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,26 +10,25 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _run(*args: str) -> str:
+    """stdout of ``python <args>`` run in the repository on one thread; fails with its output."""
+    res = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert res.returncode == 0, res.stdout + res.stderr
+    return res.stdout
+
+
 def test_bench_allinone_measures_the_configured_batches(tmp_path):
     out = tmp_path / "figures.json"
-    res = subprocess.run([sys.executable, "benchmarks/bench_allinone.py", "--configfile",
-                          str(REPO / "tests" / "tiny-models.yaml"), "--steps", "1", "--warmup", "0",
-                          "--threads", "1", "--det-infer-size", "64", "--skip-reference", "--json", str(out)],
-                         cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stdout + res.stderr
+    printed = _run("benchmarks/bench_allinone.py", "--configfile", str(REPO / "tests" / "tiny-models.yaml"),
+                   "--steps", "1", "--warmup", "0", "--threads", "1", "--det-infer-size", "64", "--skip-reference",
+                   "--json", str(out))
     figures = json.loads(out.read_text())
     # the shapes timed are the overlay's batches, not the defaults (cls 16 x 160 px, det 8 x 256 px)
     assert figures["shapes"] == {"cls": [4, 32, 32], "det": [2, 64, 64], "seg": [2, 64, 64], "det_infer": [1, 64, 64]}
     for kind in ("train_images_per_s", "infer_images_per_s"):
         assert set(figures[kind]) == {"cls", "det", "seg"} and min(figures[kind].values()) > 0
-    assert "joint step" in res.stdout
-
-
-def _run(*args: str) -> str:
-    res = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=300,
-                         env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
-    assert res.returncode == 0, res.stdout + res.stderr
-    return res.stdout
+    assert "joint step" in printed
 
 
 def test_bench_retrieval_ranks_exactly_as_a_full_sort():
