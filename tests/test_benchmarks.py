@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -24,8 +26,11 @@ def test_bench_allinone_measures_the_configured_batches(tmp_path):
                    "--steps", "1", "--warmup", "0", "--threads", "1", "--det-infer-size", "64", "--skip-reference",
                    "--json", str(out))
     figures = json.loads(out.read_text())
-    # the shapes timed are the overlay's batches, not the defaults (cls 16 x 160 px, det 8 x 256 px)
-    assert figures["shapes"] == {"cls": [4, 32, 32], "det": [2, 64, 64], "seg": [2, 64, 64], "det_infer": [1, 64, 64]}
+    # the shapes timed are the overlay's batches, not config.yaml's
+    tasks = yaml.safe_load((REPO / "tests" / "tiny-models.yaml").read_text())["allinone"]["train"]["tasks"]
+    assert figures["shapes"] == {"cls": [tasks["cls"]["batch_size"], tasks["cls"]["size"], tasks["cls"]["size"]],
+                                 "det": [tasks["det"]["batch_size"], tasks["det"]["crop"], tasks["det"]["crop"]],
+                                 "seg": [tasks["seg"]["batch_size"], *tasks["seg"]["crop"]], "det_infer": [1, 64, 64]}
     for kind in ("train_images_per_s", "infer_images_per_s"):
         assert set(figures[kind]) == {"cls", "det", "seg"} and min(figures[kind].values()) > 0
     assert "joint step" in printed
