@@ -92,7 +92,8 @@ def allinone_split_tables(split):
 
 def final_outputs():
     """The default targets: data report, validation metrics and report figures of both tracks,
-    both submissions and the organisers' scores of the validation splits."""
+    both submissions and the organisers' scores of the validation splits (on the demo release, of the
+    test splits too)."""
     return [
         f"{DATA_REPORT}/summary.json",
         f"{ALLINONE_DIR}/val_metrics.json",
@@ -104,6 +105,7 @@ def final_outputs():
         f"{COMPARISON_DIR}/comparison.csv",
         *paths.submission_outputs(),
         *paths.validation_score_outputs(SETTINGS.data),
+        *paths.test_score_outputs(SETTINGS.data),
     ]
 
 

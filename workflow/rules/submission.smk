@@ -141,3 +141,48 @@ rule score_retrieval:
         top_k=SETTINGS.submission.retrieval.top_k,
     script:
         "../scripts/score_submission.py"
+
+
+# The demo release only: its leaderboard zips scored on the generator's hidden test truth, as the
+# organisers would score them, beside the validation scores (how far validation is from test).
+use rule score_allinone as score_allinone_test with:
+    input:
+        zip=paths.submission_zip("allinone"),
+        manifest=ALLINONE_MANIFEST,
+        truth=f"{DEMO_DIR}/truth",
+        val=paths.scores("allinone", AIO.val),
+    output:
+        scores=report(
+            paths.scores("allinone", AIO.test),
+            category="Test scores (demo truth)",
+            labels={"track": "AllInOne", "file": "organisers' metrics"},
+            caption="../report/submission_test_scores.rst",
+        ),
+    log:
+        "logs/score_allinone_test.log",
+    params:
+        track="allinone",
+        split=AIO.test,
+        form=SETTINGS.submission.allinone.form,
+        box_tolerance=SETTINGS.submission.box_tolerance_px,
+
+
+use rule score_retrieval as score_retrieval_test with:
+    input:
+        zip=paths.submission_zip("retrieval"),
+        manifest=RETRIEVAL_MANIFEST,
+        truth=f"{DEMO_DIR}/truth",
+        val=paths.scores("retrieval", RET.val),
+    output:
+        scores=report(
+            paths.scores("retrieval", RET.test),
+            category="Test scores (demo truth)",
+            labels={"track": "retrieval", "file": "organisers' metrics"},
+            caption="../report/submission_test_scores.rst",
+        ),
+    log:
+        "logs/score_retrieval_test.log",
+    params:
+        track="retrieval",
+        split=RET.test,
+        top_k=SETTINGS.submission.retrieval.top_k,

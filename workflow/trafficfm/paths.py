@@ -110,3 +110,9 @@ def scores(track: str, split: str) -> str:
 def validation_score_outputs(data) -> list[str]:
     """Both tracks' scores of their validation split (targets for ``rule all``)."""
     return [scores(track, splits(data, track).val) for track in TRACKS]
+
+
+def test_score_outputs(data) -> list[str]:
+    """Both leaderboard zips scored on the demo release's hidden test truth (targets for ``rule all``
+    when the data is the demo's: a real release has no test labels)."""
+    return [scores(track, splits(data, track).test) for track in TRACKS] if data["source"] == "demo" else []

@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--no-report", action="store_true", help="write no report file")
         sub.add_argument("--score", action="store_true",
                          help="also compute the organisers' metrics (labelled splits only)")
+        sub.add_argument("--truth", type=Path,
+                         help="the demo release's hidden test truth folder (resources/demo/truth): score the "
+                              "test split with it, as the organisers score theirs (implies --score)")
         sub.add_argument("--max-listed", type=int, default=25, help="violations printed (all are counted)")
         if track == "allinone":
             sub.add_argument("--form", choices=["any", "list", "object"], default="any",
@@ -68,9 +71,11 @@ def main(argv: list[str] | None = None) -> int:
             raise FileNotFoundError(f"{args.submission}: no such file")
         if args.track == "allinone":
             reference = AllInOneReference.from_dataset(args.data, args.split)
+            reference = reference.with_truth(args.truth) if args.truth else reference
             report, obj = validate_allinone_file(args.submission, reference, args.form, args.box_tolerance)
         else:
             reference = RetrievalReference.from_dataset(args.data, args.split)
+            reference = reference.with_truth(args.truth) if args.truth else reference
             report, obj = validate_retrieval_file(args.submission, reference, args.top_k)
     except (FileNotFoundError, KeyError, ValueError, OSError) as error:
         print(f"trafficfm-validate: cannot check {args.submission}: {error}", file=sys.stderr)
@@ -79,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     print(report.to_text(max_listed=args.max_listed))
     result = report.to_dict(max_listed=max(200, args.max_listed))
     status = EXIT_VALID if report.valid else EXIT_INVALID
-    if args.score and report.valid:
+    if (args.score or args.truth) and report.valid:
         from .score import NotScorable, score_allinone, score_retrieval
 
         try:

@@ -1,7 +1,8 @@
 """What a submission is checked and scored against, read from the canonical datasets.
 
 The organisers score the hidden labels of the test split; the local scorer scores a labelled
-split (``val``) packaged the same way. Both go through these objects, so the builder, the validator
+split (``val``) packaged the same way, and, on the demo release, the test split itself with the
+generator's hidden truth (``with_truth``). Both go through these objects, so the builder, the validator
 and the scorer agree on names, ids, sizes and order:
 
 * AllInOne ``cls``: image file names of ``cls_<split>.csv`` (keys of the submission);
@@ -16,12 +17,13 @@ and the scorer agree on names, ids, sizes and order:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
 from ..data.canonical import Dataset
+from ..data.demo import truth
 
 
 def seg_key(image: str) -> str:
@@ -80,6 +82,23 @@ class AllInOneReference:
             seg_class_names=seg_names,
         )
 
+    def with_truth(self, truth_dir: str | Path) -> "AllInOneReference":
+        """This (test) reference labelled from the demo generator's hidden truth, to be scored as the
+        organisers score the leaderboard zip. Raises ValueError when the truth is of another release."""
+        labels, coco, seg_dir = truth.allinone_labels(truth_dir)
+        _same(truth_dir, "classification images", set(labels), set(self.cls_names))
+        _same(truth_dir, "detection image ids", {int(im["id"]) for im in coco["images"]}, set(self.det_images))
+        seg_paths = {key: seg_dir / key for key in self.seg_images}
+        _same(truth_dir, "segmentation label maps", {p.name for p in seg_dir.glob("*.png")}, set(seg_paths))
+        return replace(self, cls_labels=labels, coco=coco, seg_label_paths=seg_paths)
+
+
+def _same(truth_dir, what: str, found: set, expected: set) -> None:
+    if found != expected:
+        raise ValueError(f"{truth_dir}: the hidden truth's {what} are not this test split's ({len(found - expected)} "
+                         f"unknown, {len(expected - found)} missing, e.g. {sorted(found ^ expected, key=str)[:3]}): "
+                         "truth of another release?")
+
 
 @dataclass
 class RetrievalReference:
@@ -106,3 +125,12 @@ class RetrievalReference:
         names = [PurePosixPath(p).name for p in table["image"]]
         return cls(split, list(table["caption"]), names, list(table["attribute"]),
                    dict(zip(names, table["attribute"])))
+
+    def with_truth(self, truth_dir: str | Path) -> "RetrievalReference":
+        """This test reference labelled from the demo generator's hidden truth (see
+        :meth:`AllInOneReference.with_truth`)."""
+        queries, gallery = truth.retrieval_labels(truth_dir)
+        if [q for q, _ in queries] != self.queries:
+            raise ValueError(f"{truth_dir}: the hidden truth's queries are not this test split's: truth of another release?")
+        _same(truth_dir, "gallery images", set(gallery), set(self.gallery))
+        return replace(self, query_attributes=[a for _, a in queries], image_attributes=gallery)

@@ -2,9 +2,9 @@
 
 :func:`make_demo_release` writes every folder of the real release (see
 ``docs/competition-formats.md``) under one root, deterministically from ``demo_cfg["seed"]``
-(each file depends only on the seed and its own split and index), plus the hidden retrieval test
-truth in a separate folder that no archive holds. :func:`pack_archives` packs the top-level
-folders into reproducible tar files and a ``SHA256SUMS``.
+(each file depends only on the seed and its own split and index), plus the hidden test truth of
+both tracks (:mod:`.truth`) in a separate folder that no archive holds. :func:`pack_archives`
+packs the top-level folders into reproducible tar files and a ``SHA256SUMS``.
 
 The raw text files carry the quirks of real releases, on purpose, so the converters meet them:
 
@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import classification, detection, draw, hard, retrieval, segmentation, signs
+from . import classification, detection, draw, hard, retrieval, segmentation, signs, truth
 from ...config import ConfigError
 from ..classes import BDD100K_CLASSES
 
@@ -51,14 +51,6 @@ def label_space(demo_cfg) -> int:
 # Archive key -> the top-level release folder it holds (config `data.archives`).
 ARCHIVE_KEYS = ("track1_train_data", "track1_test_data", "track2_train", "track2_val", "track2_test")
 TAR_MTIME = 1672531200  # 2023-01-01T00:00:00Z, for every member
-TRUTH_README = """Hidden ground truth of the demo retrieval test split (never part of a release archive).
-
-test_label.txt        image$attribute$caption for every image of test/test_images, vehicles first;
-                      name field as in the train/val label files (pedestrians without .jpg).
-test_query_label.txt  query$attribute, one line per line of test/test_text.txt, same order.
-A query's relevant images follow the organisers' rule: equal attribute text, or for pedestrians
-the same first value (gender) and a 1 wherever the query's vector has one.
-"""
 
 
 # --------------------------------------------------------------------------- config
@@ -141,7 +133,7 @@ def _cls_lines(rng: np.random.Generator, names: list[str], labels: list[int]) ->
 ROLES = ("train", "val", "test")
 
 
-def _classification(root: Path, cfg: dict, ai: dict) -> dict:
+def _classification(root: Path, cfg: dict, ai: dict, truth_dir: Path) -> dict:
     seed, n_classes = int(cfg["seed"]), int(cfg["cls_classes"])
     is_hard = cfg["profile"] == "hard"
     specs = (hard if is_hard else classification).class_specs(seed, n_classes)
@@ -160,7 +152,9 @@ def _classification(root: Path, cfg: dict, ai: dict) -> dict:
             irng = draw.rng_for(seed, "cls", role, i)
             img = make(irng, specs[lab])
             draw.save_jpeg(folder / name, img, int(irng.integers(70, 96)))
-        if role != "test":
+        if role == "test":
+            write_lines(truth_dir / truth.AIO_CLS, [f"{n} {ids[lab]}" for n, lab in zip(names, labels)])
+        else:
             lines = _cls_lines(rng, names, [ids[lab] for lab in labels])
             path = root / ai["train_dir"] / ai["cls_list"].format(split=split)
             mid = (len(lines) // 3,) if len(lines) > 2 else ()
@@ -180,7 +174,7 @@ def _det_names(seed: int, total: int) -> list[str]:
     return [f"{int(p)}.jpg" for p in picks]
 
 
-def _detection(root: Path, cfg: dict, ai: dict) -> dict:
+def _detection(root: Path, cfg: dict, ai: dict, truth_dir: Path) -> dict:
     seed = int(cfg["seed"])
     splits = dict(zip(ROLES, list(ai["train_splits"]) + [ai["test_split"]]))
     sizes = {role: int(cfg[f"det_{role}"]) for role in ROLES}
@@ -204,6 +198,12 @@ def _detection(root: Path, cfg: dict, ai: dict) -> dict:
                 anns.append(detection.coco_annotation(len(anns) + 1, image_id, cat, box))
         if role == "test":
             write_lines(root / ai["test_dir"] / ai["det_test_list"], names, crlf=True, final_newline=False)
+            # the hidden truth numbers the images as the submission does: by their line in the list
+            line_of = {int(Path(name).stem): k + 1 for k, name in enumerate(names)}
+            coco = {"images": [dict(im, id=line_of[im["id"]]) for im in images],
+                    "annotations": [dict(a, image_id=line_of[a["image_id"]]) for a in anns],
+                    "categories": detection.categories()}
+            (truth_dir / truth.AIO_DET).write_text(json.dumps(coco))
             counts[role] = {"images": n}
         else:
             coco = {"images": images, "annotations": anns, "categories": detection.categories()}
@@ -223,7 +223,7 @@ def _seg_name(rng: np.random.Generator, used: set) -> str:
             return stem
 
 
-def _segmentation(root: Path, cfg: dict, ai: dict) -> dict:
+def _segmentation(root: Path, cfg: dict, ai: dict, truth_dir: Path) -> dict:
     seed = int(cfg["seed"])
     splits = dict(zip(ROLES, list(ai["train_splits"]) + [ai["test_split"]]))
     optional = list(segmentation.CLASS_PROB)
@@ -234,9 +234,8 @@ def _segmentation(root: Path, cfg: dict, ai: dict) -> dict:
         base = ai["train_dir" if role != "test" else "test_dir"]
         img_dir = root / base / ai["seg_images"].format(split=split)
         img_dir.mkdir(parents=True, exist_ok=True)
-        lab_dir = root / base / ai["seg_labels"].format(split=split)
-        if role != "test":
-            lab_dir.mkdir(parents=True, exist_ok=True)
+        lab_dir = root / base / ai["seg_labels"].format(split=split) if role != "test" else truth_dir / truth.AIO_SEG
+        lab_dir.mkdir(parents=True, exist_ok=True)
         order = draw.rng_for(seed, "seg-plan", role).permutation(len(optional))
         present: set[int] = set()
         for i in range(n):
@@ -246,8 +245,8 @@ def _segmentation(root: Path, cfg: dict, ai: dict) -> dict:
             irng = draw.rng_for(seed, "seg", role, i)
             img, label = segmentation.make_image(irng, cfg["seg_size"], forced, profile=cfg["profile"])
             draw.save_jpeg(img_dir / f"{stem}.jpg", img, int(irng.integers(80, 96)))
+            draw.save_png(lab_dir / f"{stem}.png", label)
             if role != "test":
-                draw.save_png(lab_dir / f"{stem}.png", label)
                 present.update(np.unique(label).tolist())
         counts[role] = n
         if role != "test":
@@ -310,7 +309,7 @@ def make_demo_release(out_root: Path, demo_cfg, layout, truth_dir: Path | None =
     """Write a complete demo release in the organisers' layout under ``out_root``.
 
     ``demo_cfg``: the ``data.demo`` settings; ``layout``: the ``data.layout`` settings. The same seed gives
-    byte-identical files. The hidden retrieval test truth goes to ``truth_dir`` (default
+    byte-identical files. The hidden test truth of both tracks goes to ``truth_dir`` (default
     ``out_root/../demo_truth``), outside the release. Both appear complete or not at all
     (written under temporary names, then renamed). Returns counts per task and split (split
     keys are the roles ``train``/``val``/``test``), the truth folder and the seconds taken.
@@ -330,16 +329,17 @@ def make_demo_release(out_root: Path, demo_cfg, layout, truth_dir: Path | None =
     tmp.mkdir()
     tmp_truth.mkdir()
     counts: dict = {"seed": int(cfg["seed"])}
-    counts["cls"] = _classification(tmp, cfg, lay["allinone"])
-    counts["det"] = _detection(tmp, cfg, lay["allinone"])
-    counts["seg"] = _segmentation(tmp, cfg, lay["allinone"])
+    (tmp_truth / truth.AIO_DIR).mkdir()
+    counts["cls"] = _classification(tmp, cfg, lay["allinone"], tmp_truth)
+    counts["det"] = _detection(tmp, cfg, lay["allinone"], tmp_truth)
+    counts["seg"] = _segmentation(tmp, cfg, lay["allinone"], tmp_truth)
     counts["retrieval"], truth_lines, query_lines = _retrieval(tmp, cfg, lay["retrieval"])
-    write_lines(tmp_truth / "test_label.txt", truth_lines)
-    write_lines(tmp_truth / "test_query_label.txt", query_lines)
-    (tmp_truth / "README.txt").write_text(TRUTH_README)
+    write_lines(tmp_truth / truth.RET_GALLERY, truth_lines)
+    write_lines(tmp_truth / truth.RET_QUERIES, query_lines)
+    (tmp_truth / truth.README).write_text(truth.TEXT)
     top = {p.name for p in tmp.iterdir()}
     _install(tmp, out_root, top)
-    _install(tmp_truth, truth_dir, {"test_label.txt", "test_query_label.txt", "README.txt"})
+    _install(tmp_truth, truth_dir, truth.TOP_LEVEL)
     counts["truth_dir"] = str(truth_dir)
     counts["seconds"] = round(time.perf_counter() - t0, 2)
     return counts
