@@ -30,7 +30,7 @@ def demo(tmp_path_factory):
     return base
 
 
-def _allinone_predictions(base, out, labels, coco, seg_dir, *, cls_shift=0, det_ids=None):
+def _allinone_predictions(out, labels, coco, seg_dir, *, cls_shift=0, det_ids=None):
     """Prediction files in the contract's form made from the truth (perfect unless shifted)."""
     out.mkdir()
     classes = sorted(set(labels.values()))
@@ -56,13 +56,13 @@ def test_allinone_truth_scores_a_perfect_zip_at_one_and_a_wrong_one_lower(demo, 
     # the truth's class ids are the release's ids, one per test image, in the converted split's order
     assert list(labels) == ref.cls_names and set(labels.values()) <= set(range(TINY["cls_classes"]))
 
-    perfect = build_allinone(*_allinone_predictions(demo, tmp_path / "p", labels, coco, seg_dir), ref)
+    perfect = build_allinone(*_allinone_predictions(tmp_path / "p", labels, coco, seg_dir), ref)
     scores = score_allinone(json.loads(perfect.to_json()), ref)
     assert (scores["cls_top1"], scores["det_map50"], scores["seg_miou_present"]) == (1.0, 1.0, 1.0)
 
     # every class shifted by one and the boxes put on the next image: both must be seen as wrong
     ids = sorted(ref.det_images)
-    shifted = build_allinone(*_allinone_predictions(demo, tmp_path / "w", labels, coco, seg_dir, cls_shift=1,
+    shifted = build_allinone(*_allinone_predictions(tmp_path / "w", labels, coco, seg_dir, cls_shift=1,
                                                     det_ids={i: ids[(k + 1) % len(ids)] for k, i in enumerate(ids)}), ref)
     scores = score_allinone(json.loads(shifted.to_json()), ref)
     assert scores["cls_top1"] == 0.0 and scores["det_map50"] < 0.5
