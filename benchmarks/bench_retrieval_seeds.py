@@ -4,9 +4,11 @@ For every data seed a release is drawn with the demo generator's ``hard`` profil
 retrieval sizes (close paint shades, captions worded by other code, more texts with fewer images,
 texts unseen in training, harsher crops; see trafficfm.data.demo.retrieval) and converted by the
 pipeline's converter; the model is fine-tuned with ``finetune`` (the code the rule runs) and scored
-on the whole validation split with ``evaluate`` (the evaluation stage, re-ranking choice included).
-Prints each run's val mAP@10 (overall, vehicles, pedestrians, without re-ranking, before
-fine-tuning) and the minimum, median and spread, as a Markdown table for docs/recipe.md. Finished
+on the whole validation split with ``evaluate`` (the evaluation stage, re-ranking choice included),
+then ranks the test split with ``predict`` and scores the submission built from it against the
+generator's hidden test truth (the submission scorer). Prints each run's val mAP@10 (overall,
+vehicles, pedestrians, without re-ranking, before fine-tuning), test mAP@10 and val - test, with the
+minimum, median and spread, as a Markdown table for docs/recipe.md. Finished
 runs are kept in ``--work`` and not trained again, so an interrupted grid resumes; ``--set`` tries a
 recipe change (``--set retrieval.train.epochs=8``); ``--profile demo`` measures the demo release.
 
@@ -22,7 +24,8 @@ from pathlib import Path
 import seedgrid
 
 COLUMNS = (("map10", "mAP@10"), ("vehicle", "vehicles"), ("pedestrian", "pedestrians"),
-           ("map10_no_rerank", "no re-ranking"), ("map10_before", "before"))
+           ("map10_no_rerank", "no re-ranking"), ("map10_before", "before"), ("test", "test"),
+           ("val_minus_test", "val - test"))
 
 
 def release(work: Path, data_seed: int, settings, profile: str) -> Path:
@@ -35,6 +38,20 @@ def release(work: Path, data_seed: int, settings, profile: str) -> Path:
         raw, out, settings.data.layout.retrieval, settings.data.on_error))
 
 
+def test_score(data_dir: Path, out: Path, settings, workers: int) -> float:
+    """Test mAP@10 against the hidden truth, through the pipeline's predict, build and score code."""
+    from trafficfm.retrieval.predict import predict
+    from trafficfm.submission.reference import RetrievalReference
+    from trafficfm.submission.retrieval import build_retrieval
+    from trafficfm.submission.score import score_retrieval
+
+    truth_dir = data_dir.parent / data_dir.name.replace("data", "truth", 1)
+    predict(data_dir, out / "model.pt", out / "rerank.json", out / "test_rankings.csv", settings, workers=workers)
+    ref = RetrievalReference.from_dataset(data_dir)
+    obj = build_retrieval(out / "test_rankings.csv", ref).to_obj()
+    return score_retrieval(obj, ref.with_truth(truth_dir))["map10"]
+
+
 def run(work: Path, data_dir: Path, data_seed: int, settings, tag: str, split: str, val: str, workers: int) -> dict:
     from trafficfm.retrieval.evaluate import evaluate
     from trafficfm.retrieval.train import finetune
@@ -42,7 +59,12 @@ def run(work: Path, data_dir: Path, data_seed: int, settings, tag: str, split: s
     out = work / tag / data_dir.name
     done = out / "metrics.json"
     if done.exists():
-        return json.loads(done.read_text())
+        row = json.loads(done.read_text())
+        if "test" not in row:  # measured before the test split was scored
+            row["test"] = test_score(data_dir, out, settings, workers)
+            row["val_minus_test"] = row["map10"] - row["test"]
+            done.write_text(json.dumps(row))
+        return row
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     summary = finetune(data_dir, out / "model.pt", settings, out / "checkpoints", out / "train_summary.json", split,
@@ -57,6 +79,8 @@ def run(work: Path, data_dir: Path, data_seed: int, settings, tag: str, split: s
            "map10_no_rerank": per_kind["after_no_rerank"]["overall"]["map10"],
            "map10_before": result["metrics"]["map10_before"], "rerank": per_kind["rerank"]["name"],
            "steps": summary["steps"], "train_s": round(train_s), "eval_s": round(time.perf_counter() - t0)}
+    row["test"] = test_score(data_dir, out, settings, workers)
+    row["val_minus_test"] = row["map10"] - row["test"]
     done.write_text(json.dumps(row))
     return row
 

@@ -55,11 +55,28 @@ def load_image(path: str, size: int, rng: np.random.Generator | None = None, sca
     return torch.from_numpy(array.copy()).permute(2, 0, 1)
 
 
+def keystone(image: Image.Image, shift: float) -> Image.Image:
+    """The picture as a camera on a pole sees it: the top edge narrowed by ``shift`` x the width on
+    each side (a perspective warp, borders repeated so no black wedge marks the augmented views)."""
+    import cv2
+
+    array = np.asarray(image)
+    h, w = array.shape[:2]
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    dst = np.float32([[shift * w, 0], [w - shift * w, 0], [w, h], [0, h]])
+    warped = cv2.warpPerspective(array, cv2.getPerspectiveTransform(src, dst), (w, h), flags=cv2.INTER_LINEAR,
+                                 borderMode=cv2.BORDER_REPLICATE)
+    return Image.fromarray(warped)
+
+
 def camera_look(image: Image.Image, rng: np.random.Generator, cfg: dict) -> Image.Image:
-    """Surveillance-camera conditions (the test images' domain): blur, darker exposure, gamma, a
-    slight colour cast, sensor grain. Each is applied with probability ``cfg["p"]``; the cast is
-    small so that colour names stay true. Exposure, gamma and cast go through one lookup table."""
+    """Surveillance-camera conditions (the test images' domain): the view from a pole (``keystone``,
+    optional), blur, darker exposure, gamma, a slight colour cast, sensor grain. Each is applied
+    with probability ``cfg["p"]``; the cast is small so that colour names stay true. Exposure, gamma
+    and cast go through one lookup table."""
     p = float(cfg["p"])
+    if cfg.get("keystone") and rng.random() < p:
+        image = keystone(image, float(rng.uniform(*cfg["keystone"])))
     if rng.random() < p:
         image = image.filter(ImageFilter.GaussianBlur(float(rng.uniform(*cfg["blur"]))))
     gain = float(rng.uniform(*cfg["gain"])) if rng.random() < p else 1.0
