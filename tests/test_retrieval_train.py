@@ -58,7 +58,7 @@ def test_resume_equals_uninterrupted(dataset, tmp_path):
     # the same with the frozen-prefix image cache over two fixed augmented views per image
     cached = tiny_retrieval({"train": {"augment": {"scale_min": 1.0, "hflip": False, "views": 2, "camera": {
         "p": 0.5, "kinds": ["vehicle", "pedestrian"], "blur": [0.3, 1.2], "gain": [0.7, 1.0], "gamma": [0.85, 1.3],
-        "cast": 0.08, "grain": [1.0, 6.0]}}, "cache_frozen_image": True}, "model": {"unlock_image": 2}})
+        "cast": 0.08, "grain": [1.0, 6.0], "keystone": None}}, "cache_frozen_image": True}, "model": {"unlock_image": 2}})
     straight = finetune(dataset, tmp_path / "d.pt", cached, tmp_path / "ckpt_d", None, "train")
     finetune(dataset, tmp_path / "e.pt", cached, tmp_path / "ckpt_e", None, "train", stop_after_steps=2)
     finetune(dataset, tmp_path / "e.pt", cached, tmp_path / "ckpt_e", None, "train")
@@ -111,7 +111,7 @@ def _augment(views, hflip=False, kinds=("vehicle", "pedestrian")):
     """``retrieval.train.augment`` settings: the camera look on every image of ``kinds``."""
     return tiny_retrieval({"train": {"augment": {"scale_min": 1.0, "hflip": hflip, "views": views, "camera": {
         "p": 1.0, "kinds": list(kinds), "blur": [0.3, 1.2], "gain": [0.7, 1.0], "gamma": [0.85, 1.3], "cast": 0.08,
-        "grain": [1.0, 6.0]}}}}).train.augment
+        "grain": [1.0, 6.0], "keystone": None}}}}).train.augment
 
 
 def test_augmented_views_repeat_so_they_can_be_cached(dataset):
@@ -148,6 +148,26 @@ def test_camera_look_limited_to_vehicles_single_view_for_the_rest(dataset):
         keys[epoch] = (data.key(vehicle), data.key(pedestrian), data[pedestrian][0])
     assert keys[0][0] != keys[1][0]  # two variants of a vehicle
     assert keys[0][1] == keys[1][1] and torch.equal(keys[0][2], keys[1][2])  # one of a pedestrian
+
+
+def test_keystone_narrows_the_top_as_a_camera_on_a_pole_sees_it():
+    """A vertical line a quarter across moves inward at the top and stays put at the bottom; the
+    corners repeat the border instead of turning black."""
+    from PIL import Image
+
+    from trafficfm.retrieval.data import camera_look, keystone
+
+    array = np.full((100, 100, 3), 90, np.uint8)
+    array[:, 24:26] = 255
+    warped = np.asarray(keystone(Image.fromarray(array), 0.2))
+    assert abs(int(np.argmax(warped[99, :, 0])) - 24) <= 1
+    assert abs(int(np.argmax(warped[0, :, 0])) - 35) <= 2  # 0.2 x 100 + 25 x (1 - 2 x 0.2)
+    assert warped[0, 0, 0] == 90 and warped[0, 99, 0] == 90
+    # camera_look applies it when configured, with nothing else switched on
+    still = {"p": 1.0, "blur": [0.0, 0.0], "gain": [1.0, 1.0], "gamma": [1.0, 1.0], "cast": 0.0, "grain": [0.0, 0.0]}
+    same = np.asarray(camera_look(Image.fromarray(array), np.random.default_rng(0), still))
+    moved = np.asarray(camera_look(Image.fromarray(array), np.random.default_rng(0), {**still, "keystone": [0.2, 0.2]}))
+    assert int(np.argmax(same[0, :, 0])) == 24 and abs(int(np.argmax(moved[0, :, 0])) - 35) <= 2
 
 
 def test_learns_a_dataset_it_has_not_seen(tmp_path):
