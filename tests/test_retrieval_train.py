@@ -58,7 +58,7 @@ def test_resume_equals_uninterrupted(dataset, tmp_path):
     # the same with the frozen-prefix image cache over two fixed augmented views per image
     cached = tiny_retrieval({"train": {"augment": {"scale_min": 1.0, "hflip": False, "views": 2, "camera": {
         "p": 0.5, "kinds": ["vehicle", "pedestrian"], "blur": [0.3, 1.2], "gain": [0.7, 1.0], "gamma": [0.85, 1.3],
-        "cast": 0.08, "grain": [1.0, 6.0], "keystone": None}}, "cache_frozen_image": True}, "model": {"unlock_image": 2}})
+        "cast": 0.08, "grain": [1.0, 6.0], "keystone": None, "lowres": None}}, "cache_frozen_image": True}, "model": {"unlock_image": 2}})
     straight = finetune(dataset, tmp_path / "d.pt", cached, tmp_path / "ckpt_d", None, "train")
     finetune(dataset, tmp_path / "e.pt", cached, tmp_path / "ckpt_e", None, "train", stop_after_steps=2)
     finetune(dataset, tmp_path / "e.pt", cached, tmp_path / "ckpt_e", None, "train")
@@ -111,7 +111,7 @@ def _augment(views, hflip=False, kinds=("vehicle", "pedestrian")):
     """``retrieval.train.augment`` settings: the camera look on every image of ``kinds``."""
     return tiny_retrieval({"train": {"augment": {"scale_min": 1.0, "hflip": hflip, "views": views, "camera": {
         "p": 1.0, "kinds": list(kinds), "blur": [0.3, 1.2], "gain": [0.7, 1.0], "gamma": [0.85, 1.3], "cast": 0.08,
-        "grain": [1.0, 6.0], "keystone": None}}}}).train.augment
+        "grain": [1.0, 6.0], "keystone": None, "lowres": None}}}}).train.augment
 
 
 def test_augmented_views_repeat_so_they_can_be_cached(dataset):
@@ -168,6 +168,27 @@ def test_keystone_narrows_the_top_as_a_camera_on_a_pole_sees_it():
     same = np.asarray(camera_look(Image.fromarray(array), np.random.default_rng(0), still))
     moved = np.asarray(camera_look(Image.fromarray(array), np.random.default_rng(0), {**still, "keystone": [0.2, 0.2]}))
     assert int(np.argmax(same[0, :, 0])) == 24 and abs(int(np.argmax(moved[0, :, 0])) - 35) <= 2
+
+
+def test_lowres_keeps_the_size_and_loses_the_fine_detail():
+    """A one-pixel checkerboard drawn at a quarter of its side and scaled back up: the same size,
+    its fine pattern averaged away; the coarse layout (a bright left half) survives."""
+    from PIL import Image
+
+    from trafficfm.retrieval.data import camera_look
+
+    array = np.zeros((64, 64, 3), np.uint8)
+    array[::2, ::2] = array[1::2, 1::2] = 200
+    array[:, :32] = np.maximum(array[:, :32], 120)
+    still = {"p": 1.0, "blur": [0.0, 0.0], "gain": [1.0, 1.0], "gamma": [1.0, 1.0], "cast": 0.0, "grain": [0.0, 0.0],
+             "keystone": None, "lowres": None}
+    sharp = np.asarray(camera_look(Image.fromarray(array), np.random.default_rng(0), still)).astype(float)
+    far = np.asarray(camera_look(Image.fromarray(array), np.random.default_rng(0), {**still, "lowres": [0.25, 0.25]}))
+    far = far.astype(float)
+    assert far.shape == sharp.shape
+    detail = lambda a: np.abs(np.diff(a[:, 40:, 0], axis=1)).mean()  # neighbour differences, right half
+    assert detail(sharp) > 150 and detail(far) < 20
+    assert far[:, :24].mean() > far[:, 40:].mean() + 40
 
 
 def test_learns_a_dataset_it_has_not_seen(tmp_path):

@@ -71,12 +71,17 @@ def keystone(image: Image.Image, shift: float) -> Image.Image:
 
 def camera_look(image: Image.Image, rng: np.random.Generator, cfg: dict) -> Image.Image:
     """Surveillance-camera conditions (the test images' domain): the view from a pole (``keystone``,
-    optional), blur, darker exposure, gamma, a slight colour cast, sensor grain. Each is applied
+    optional), a distant object's few pixels (``lowres``: drawn at that share of the side and scaled
+    back up, optional), blur, darker exposure, gamma, a slight colour cast, sensor grain. Each is applied
     with probability ``cfg["p"]``; the cast is small so that colour names stay true. Exposure, gamma
     and cast go through one lookup table."""
     p = float(cfg["p"])
     if cfg.get("keystone") and rng.random() < p:
         image = keystone(image, float(rng.uniform(*cfg["keystone"])))
+    if cfg.get("lowres") and rng.random() < p:
+        f = float(rng.uniform(*cfg["lowres"]))
+        small = image.resize((max(8, round(image.width * f)), max(8, round(image.height * f))), Image.BOX)
+        image = small.resize(image.size, Image.BILINEAR)
     if rng.random() < p:
         image = image.filter(ImageFilter.GaussianBlur(float(rng.uniform(*cfg["blur"]))))
     gain = float(rng.uniform(*cfg["gain"])) if rng.random() < p else 1.0
