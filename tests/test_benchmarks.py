@@ -49,3 +49,32 @@ def test_bench_submission_and_ensemble_and_convert_run_at_small_sizes(tmp_path):
     assert '"members": 3' in fused
     converted = _run("benchmarks/bench_convert.py", "--scale", "0.002", "--workdir", str(tmp_path))
     assert all(task in converted for task in ("classification", "detection", "segmentation"))
+
+
+def test_bench_retrieval_seeds_scores_the_test_split_on_the_hidden_truth(tmp_path):
+    """The benchmark's test column is the mAP@10 of the test rankings it wrote, on the generator's
+    hidden truth (recomputed here from the truth files with the scorer's per-query AP), and its
+    val - test column is the difference."""
+    import pandas as pd
+    from trafficfm.data.demo import truth
+    from trafficfm.retrieval.metrics import average_precision
+    from trafficfm.retrieval.relevance import is_relevant
+
+    printed = _run("benchmarks/bench_retrieval_seeds.py", "--configfile", str(REPO / "tests" / "tiny.yaml"),
+                   str(REPO / "tests" / "tiny-models.yaml"), "--profile", "demo", "--data-seeds", "3",
+                   "--threads", "1", "--work", str(tmp_path), "--tag", "t", "--set", "retrieval.train.epochs=1",
+                   "retrieval.eval.rerank=false")
+    assert "| val - test |" in printed
+    run = tmp_path / "t" / "data_demo3"
+    row = json.loads((run / "metrics.json").read_text())
+    queries, gallery = truth.retrieval_labels(tmp_path / "truth_demo3")
+    rankings = pd.read_csv(run / "test_rankings.csv", keep_default_na=False)
+    aps = []
+    for q, group in rankings.groupby("query", sort=True):
+        text, attribute = queries[q]
+        assert group["text"].iloc[0] == text
+        names = group.sort_values("rank")["name"].tolist()
+        aps.append(average_precision(names, {n for n in names if is_relevant(attribute, gallery[n])}))
+    assert len(aps) == len(queries)
+    assert abs(row["test"] - sum(aps) / len(aps)) < 1e-9
+    assert abs(row["val_minus_test"] - (row["map10"] - row["test"])) < 1e-12
