@@ -45,11 +45,10 @@ def test_score(data_dir: Path, out: Path, settings, workers: int) -> float:
     from trafficfm.submission.retrieval import build_retrieval
     from trafficfm.submission.score import score_retrieval
 
-    truth_dir = data_dir.parent / data_dir.name.replace("data", "truth", 1)
     predict(data_dir, out / "model.pt", out / "rerank.json", out / "test_rankings.csv", settings, workers=workers)
     ref = RetrievalReference.from_dataset(data_dir)
     obj = build_retrieval(out / "test_rankings.csv", ref).to_obj()
-    return score_retrieval(obj, ref.with_truth(truth_dir))["map10"]
+    return score_retrieval(obj, ref.with_truth(seedgrid.truth_dir(data_dir)))["map10"]
 
 
 def run(work: Path, data_dir: Path, data_seed: int, settings, tag: str, split: str, val: str, workers: int) -> dict:

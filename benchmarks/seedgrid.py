@@ -53,10 +53,15 @@ def release(work: Path, name: str, demo_cfg: dict, settings, convert: Callable[[
         return out
     t0 = time.perf_counter()
     raw = work / f"release{name}"
-    make_demo_release(raw, demo_cfg, settings.data.layout, truth_dir=work / f"truth{name}")
+    make_demo_release(raw, demo_cfg, settings.data.layout, truth_dir=truth_dir(out))
     convert(raw, out)
     print(f"release {name}: drawn and converted in {time.perf_counter() - t0:.0f} s", flush=True)
     return out
+
+
+def truth_dir(data_dir: Path) -> Path:
+    """The hidden test truth of the release converted into ``data_dir`` by :func:`release`."""
+    return data_dir.parent / ("truth" + data_dir.name.removeprefix("data"))
 
 
 def stat_rows(rows: list[dict], keys: Sequence[str], lead: int, trail: int) -> list[str]:
