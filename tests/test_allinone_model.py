@@ -177,3 +177,23 @@ def test_folding_frozen_norms_keeps_the_function():
     with torch.no_grad():
         for a, b in zip(plain(x), fused(x)):
             torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)
+
+
+def test_linear_heads_classify_the_pooled_backbone_features():
+    """cls_hidden / refine_hidden null: no hidden layer, the classifier reads the pooled last level
+    (the head that learns fine-grained pairs, docs/recipe.md)."""
+    cfg = load(overrides=[{"allinone": {"model": {"backbone": "tiny", "pretrained": None, "freeze": [], "fpn_channels": 32,
+                                                  "cls_hidden": None, "refine_hidden": None, "seg_channels": 32}}}]).allinone.model
+    torch.manual_seed(0)
+    m = AllInOneModel(cfg, NUM).eval()
+    c = m.backbone.channels[-1]
+    assert m.cls_head.fc.in_features == c and m.refine_head.fc.in_features == c
+    assert not list(m.cls_head.proj.parameters())
+    x = torch.rand(2, 3, 64, 64) * 255
+    with torch.no_grad():
+        pooled = m.backbone(m.normalize(x))[-1].mean(dim=(2, 3))
+        torch.testing.assert_close(m("cls", x), m.cls_head.fc(pooled))
+    m.set_class_priors({"cls": [1, 3, 0], "refine": [1] * 46})
+    with torch.no_grad():
+        p = torch.softmax(m("cls", x), dim=1)
+    torch.testing.assert_close(p[0], torch.tensor([0.25, 0.75, 0.0]), atol=1e-3, rtol=0)

@@ -8,7 +8,8 @@ Per step (averaged over each log window):
   shares add up to 1; a task near 0 barely moves the features it depends on, one above 1 is being
   cancelled by the others);
 - ``<head>_alive``: fraction of a classification-style head's hidden units that are non-zero for
-  some image of the batch (dead ReLUs give no gradient back, so a head at ~0 has stopped learning);
+  some image of the batch (dead ReLUs give no gradient back, so a head at ~0 has stopped learning;
+  not recorded for a head without a hidden layer);
 - ``<head>_spread``: mean over the classes present in the batch of the standard deviation of their
   logits across the batch (0 = the head says the same for every image).
 
@@ -64,7 +65,8 @@ class Diagnostics:
         head = {"cls": "cls", "det": "refine"}.get(task)
         pooled = self._pooled.pop(head, None) if head else None
         if pooled is not None:
-            self._add(f"{head}_alive", (pooled > 0).any(0).float().mean())
+            if not isinstance(self._heads[head].proj, nn.Identity):  # a linear head has no units to die
+                self._add(f"{head}_alive", (pooled > 0).any(0).float().mean())
             fc = self._heads[head].fc
             with torch.no_grad():
                 logits = fc(pooled.to(fc.weight.dtype))[:, self._present[head].to(pooled.device)]

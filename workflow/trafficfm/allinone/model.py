@@ -47,11 +47,18 @@ def _conv_gn_relu(cin: int, cout: int, k: int = 3) -> nn.Sequential:
 
 
 class ClsHead(nn.Module):
-    def __init__(self, cin: int, hidden: int, num_classes: int, dropout: float):
+    """Pooled backbone features -> classes. ``hidden``: width of a 1x1 conv + GroupNorm + ReLU before
+    the pooling, or None for none (a linear classifier on the pooled features).
+
+    The hidden layer is what kept fine-grained pairs from being learned (issue 10, docs/recipe.md):
+    two car models that differ by a rear spoiler were told apart at 0.975 alone but merged into one
+    class (0.49) as soon as a second pair was in the data; with the linear head, 0.975 with both."""
+
+    def __init__(self, cin: int, hidden: int | None, num_classes: int, dropout: float):
         super().__init__()
-        self.proj = _conv_gn_relu(cin, hidden, k=1)
+        self.proj = nn.Identity() if hidden is None else _conv_gn_relu(cin, int(hidden), k=1)
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(hidden, num_classes)
+        self.fc = nn.Linear(cin if hidden is None else int(hidden), num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.proj(x).mean(dim=(2, 3))
@@ -111,14 +118,14 @@ class AllInOneModel(nn.Module):
         bad = [s for s in self.det_strides if s not in STRIDES]
         if bad or self.det_strides != sorted(self.det_strides):
             raise ValueError(f"det_strides {self.det_strides}: ascending values among {STRIDES}")
-        self.cls_head = ClsHead(self.backbone.channels[-1], int(cfg["cls_hidden"]), num_classes["cls"], cfg["cls_dropout"])
+        self.cls_head = ClsHead(self.backbone.channels[-1], cfg["cls_hidden"], num_classes["cls"], cfg["cls_dropout"])
         norm = partial(nn.GroupNorm, _groups(c))
         self.det_cls = FCOSClassificationHead(c, 1, num_classes["det"], int(cfg["det_head_convs"]), norm_layer=norm)
         self.det_reg = FCOSRegressionHead(c, 1, int(cfg["det_head_convs"]), norm_layer=norm)
         self.seg_head = SegHead(c, int(cfg["seg_channels"]), num_classes["seg"])
         # second look at detections: zoomed-in patches -> detection classes + background
         self.refine_head = (
-            ClsHead(self.backbone.channels[-1], int(cfg["refine_hidden"]), num_classes["det"] + 1, 0.0)
+            ClsHead(self.backbone.channels[-1], cfg["refine_hidden"], num_classes["det"] + 1, 0.0)
             if cfg["det_refine"] else None
         )
         self.size_divisor = max(STRIDES)
