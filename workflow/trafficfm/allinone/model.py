@@ -1,6 +1,7 @@
 """The AllInOne model: one backbone + feature pyramid shared by three task heads.
 
-- classification: the backbone's last (stride-32) features -> 1x1 conv, GroupNorm, pooling, linear;
+- classification: the backbone's last (stride-32) features -> mean pooling -> linear (an optional
+  hidden layer before the pooling: ``cls_hidden``);
 - detection: torchvision's FCOS classification/regression heads on the pyramid levels named by
   ``det_strides`` (stride 4 by default, so signs of 8 px still cover several locations), plus an
   optional refinement head that re-classifies each candidate from a zoomed-in patch
