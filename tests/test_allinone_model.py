@@ -197,3 +197,47 @@ def test_linear_heads_classify_the_pooled_backbone_features():
     with torch.no_grad():
         p = torch.softmax(m("cls", x), dim=1)
     torch.testing.assert_close(p[0], torch.tensor([0.25, 0.75, 0.0]), atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("backbone", ["tiny", "timm:tf_efficientnet_lite0"])
+def test_own_last_stage_for_classification(backbone):
+    """cls_top own: classification runs a copy of the backbone's last stage that starts as the shared
+    one (same logits at the start) and that only it trains: its loss leaves the shared last stage
+    without gradient, and the other tasks' losses leave the copy without gradient."""
+    over = {"backbone": backbone, "pretrained": None, "freeze": [], "fpn_channels": 32, "seg_channels": 32}
+    shared_cfg = load(overrides=[{"allinone": {"model": over}}]).allinone.model
+    own_cfg = shared_cfg.replace({"cls_top": "own"})
+    torch.manual_seed(0)
+    shared = AllInOneModel(shared_cfg, NUM).eval()
+    torch.manual_seed(0)
+    own = AllInOneModel(own_cfg, NUM).eval()
+    x = torch.rand(2, 3, 64, 64) * 255
+    with torch.no_grad():
+        torch.testing.assert_close(own("cls", x), shared("cls", x))
+    assert shared.cls_top is None and own.cls_top is not None
+    last = own.backbone.last_stage()
+    assert not {id(p) for p in own.cls_top.parameters()} & {id(p) for p in own.backbone.parameters()}
+    # the copy is pretrained like the backbone: it trains at the backbone's learning rate
+    from trafficfm.allinone.train import optimizer_groups
+
+    tcfg = load().allinone.train
+    lr_of = {id(p): g["lr"] for g in optimizer_groups(own, tcfg) for p in g["params"]}
+    backbone_lr = tcfg["lr"] * tcfg["backbone_lr_scale"]
+    assert {lr_of[id(p)] for p in own.cls_top.parameters()} == {backbone_lr} != {lr_of[id(own.cls_head.fc.weight)]}
+
+    own.train()
+    own("cls", x, torch.tensor([0, 2]))["cls"].backward()
+    assert all(p.grad is None for p in last.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in own.cls_top.parameters())
+    own.zero_grad(set_to_none=True)
+    y = torch.randint(0, 19, (2, 64, 64))
+    own("seg", x, y)["seg"].backward()
+    assert all(p.grad is None for p in own.cls_top.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in last.parameters())
+
+
+def test_own_last_stage_needs_a_separable_backbone():
+    over = {"backbone": "timm:resnet18", "pretrained": None, "freeze": [], "fpn_channels": 32, "seg_channels": 32,
+            "cls_top": "own"}
+    with pytest.raises(ValueError, match="no separable last stage"):
+        AllInOneModel(load(overrides=[{"allinone": {"model": over}}]).allinone.model, NUM)

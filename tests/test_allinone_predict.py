@@ -149,6 +149,28 @@ def test_flip_averaging_is_mirror_equivariant(trained):
     assert agree >= 0.995 and agree_once < agree - 0.1, (agree, agree_once)
 
 
+def test_cls_flip_averages_the_image_and_its_mirror(trained, tmp_path):
+    """cls_flip: a car and its mirror get the same probabilities (each is averaged with the other),
+    which a single pass does not give; the predicted label is the averaged probabilities' argmax."""
+    from trafficfm.allinone.inference import classify
+
+    _, model_path, _ = trained
+    model, _ = load_model(model_path, "cpu")
+    torch.manual_seed(0)  # the prior-started head is flat after two steps: give it something to say
+    torch.nn.init.normal_(model.cls_head.fc.weight, std=3.0)
+    img = np.random.default_rng(3).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    paths = [tmp_path / "car.png", tmp_path / "mirrored.png"]
+    for p, im in zip(paths, (img, img[:, ::-1])):
+        cv2.imwrite(str(p), np.ascontiguousarray(im[:, :, ::-1]))
+    args = ([str(p) for p in paths], 64, torch.device("cpu"), 8, "fp32")
+    once_labels, once = classify(model, *args, with_prob=True)
+    labels, both = classify(model, *args, with_prob=True, flip=True)
+    assert np.abs(once[0] - once[1]).max() > 1e-3  # the model alone is not mirror-symmetric
+    np.testing.assert_allclose(both[0], both[1], atol=1e-6)
+    np.testing.assert_allclose(both[0], (once[0] + once[1]) / 2, atol=1e-6)
+    assert list(labels) == [int(both[0].argmax())] * 2
+
+
 def test_coco_results_drop_boxes_without_width_or_height():
     import numpy as np
 

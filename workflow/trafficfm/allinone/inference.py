@@ -39,16 +39,20 @@ def _batch_tensor(images: list[np.ndarray], device: torch.device) -> torch.Tenso
 # ------------------------------------------------------------------------------------ classification
 @torch.inference_mode()
 def classify(model: AllInOneModel, paths: list[str], size: int, device: torch.device, batch_size: int,
-             precision: str, with_prob: bool = False):
-    """Predicted class index per image; with ``with_prob``, also the (images, classes) probabilities."""
+             precision: str, with_prob: bool = False, flip: bool = False):
+    """Predicted class index per image; with ``with_prob``, also the (images, classes) probabilities.
+    ``flip``: average the probabilities of each image and its mirror (training mirrors cars too)."""
     preds, probs = [], []
     for i in range(0, len(paths), batch_size):
         imgs = [cls_eval(read_rgb(p), size) for p in paths[i : i + batch_size]]
+        x = _batch_tensor(imgs, device)
         with autocast(device, precision):
-            logits = model("cls", _batch_tensor(imgs, device))
-        preds.append(logits.argmax(1).cpu().numpy())
+            prob = model("cls", x).float().softmax(1)
+            if flip:
+                prob = (prob + model("cls", x.flip(-1)).float().softmax(1)) / 2.0
+        preds.append(prob.argmax(1).cpu().numpy())
         if with_prob:
-            probs.append(logits.float().softmax(1).cpu().numpy())
+            probs.append(prob.cpu().numpy())
     labels = np.concatenate(preds) if preds else np.zeros((0,), dtype=np.int64)
     if not with_prob:
         return labels
