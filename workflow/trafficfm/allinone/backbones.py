@@ -36,20 +36,10 @@ STRIDES = (4, 8, 16, 32)
 
 
 class Backbone(nn.Module):
-    """Base: ``forward(x) -> [C2, C3, C4, C5]`` at ``self.strides`` with ``self.channels``.
-
-    Backbones whose last (stride-32) stage is a separable module also give ``last_stage()`` (the
-    module that turns C4 into C5) and ``to_c4(x)`` (C4 alone), so that a task can run a copy of its own."""
+    """Base: ``forward(x) -> [C2, C3, C4, C5]`` at ``self.strides`` with ``self.channels``."""
 
     channels: list[int]
     strides: tuple[int, ...] = STRIDES
-
-    def last_stage(self) -> nn.Module:
-        raise ValueError(f"{type(self).__name__}: this backbone has no separable last stage (model.cls_top: own "
-                         "works with timm EfficientNet/MobileNet-style backbones and tiny); use cls_top: shared")
-
-    def to_c4(self, x: torch.Tensor) -> torch.Tensor:
-        raise ValueError(f"{type(self).__name__}: this backbone has no separable last stage")
 
 
 # --------------------------------------------------------------------------------------------- utils
@@ -230,27 +220,10 @@ class TimmBackbone(Backbone):
         self.indices = [reductions.index(s) for s in STRIDES]
         self.channels = [body.feature_info.channels()[i] for i in self.indices]
         self.body = body
-        # EfficientNet/MobileNet-style bodies (stem + blocks): C4 and C5 are outputs of blocks.<i>
-        names = body.feature_info.module_name()
-        c4, c5 = (names[i] for i in self.indices[2:])
-        self._c4_c5 = ((int(c4.split(".")[1]), int(c5.split(".")[1]))
-                       if hasattr(body, "conv_stem") and c4.startswith("blocks.") and c5.startswith("blocks.") else None)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         feats = self.body(x)
         return [feats[i] for i in self.indices]
-
-    def last_stage(self) -> nn.Module:
-        if self._c4_c5 is None:
-            return super().last_stage()
-        c4, c5 = self._c4_c5
-        return nn.Sequential(*self.body.blocks[c4 + 1 : c5 + 1])
-
-    def to_c4(self, x: torch.Tensor) -> torch.Tensor:
-        if self._c4_c5 is None:
-            return super().to_c4(x)
-        x = self.body.bn1(self.body.conv_stem(x))
-        return self.body.blocks[: self._c4_c5[0] + 1](x)
 
 
 # ------------------------------------------------------------------------------------------ torchvision
@@ -384,15 +357,6 @@ class TinyBackbone(Backbone):
             x = stage(x)
             outs.append(x)
         return outs
-
-    def last_stage(self) -> nn.Module:
-        return self.stages[-1]
-
-    def to_c4(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        for stage in self.stages[:-1]:
-            x = stage(x)
-        return x
 
 
 # ------------------------------------------------------------------------------------------------ build

@@ -14,7 +14,6 @@ Images enter as uint8-range tensors (0..255, RGB, NCHW); the model applies the b
 
 from __future__ import annotations
 
-import copy
 from collections import OrderedDict
 from collections.abc import Mapping
 from functools import partial
@@ -120,8 +119,6 @@ class AllInOneModel(nn.Module):
         bad = [s for s in self.det_strides if s not in STRIDES]
         if bad or self.det_strides != sorted(self.det_strides):
             raise ValueError(f"det_strides {self.det_strides}: ascending values among {STRIDES}")
-        # classification's own copy of the backbone's last stage (same start weights, trained by it alone)
-        self.cls_top = copy.deepcopy(self.backbone.last_stage()) if cfg["cls_top"] == "own" else None
         self.cls_head = ClsHead(self.backbone.channels[-1], cfg["cls_hidden"], num_classes["cls"], cfg["cls_dropout"])
         norm = partial(nn.GroupNorm, _groups(c))
         self.det_cls = FCOSClassificationHead(c, 1, num_classes["det"], int(cfg["det_head_convs"]), norm_layer=norm)
@@ -192,9 +189,7 @@ class AllInOneModel(nn.Module):
     # ------------------------------------------------------------------ forward
     def forward(self, task: str, images: Tensor, targets=None):
         if task == "cls":
-            x = self.normalize(images)
-            feats = self.backbone(x)[-1] if self.cls_top is None else self.cls_top(self.backbone.to_c4(x))
-            logits = self.cls_head(feats).float()
+            logits = self.cls_head(self.backbone(self.normalize(images))[-1]).float()
             if targets is None:
                 return logits
             loss = F.cross_entropy(logits, targets, reduction="sum")

@@ -132,10 +132,9 @@ def train(dataset_dir: str | Path, model_path: str | Path, checkpoint_dir: str |
 
 
 def optimizer_groups(model: AllInOneModel, tcfg) -> list[dict]:
-    """AdamW groups: the heads at ``lr``, the pretrained backbone (and classification's own copy of
-    its last stage) at ``lr x backbone_lr_scale``."""
+    """AdamW groups: the heads at ``lr``, the pretrained backbone at ``lr x backbone_lr_scale``."""
     lr = float(tcfg["lr"])
-    return param_groups(model, lambda name: "backbone" if name.startswith(("backbone.", "cls_top.")) else "heads",
+    return param_groups(model, lambda name: "backbone" if name.startswith("backbone.") else "heads",
                         {"heads": lr, "backbone": lr * float(tcfg["backbone_lr_scale"])}, float(tcfg["weight_decay"]))
 
 
