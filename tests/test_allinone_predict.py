@@ -163,7 +163,7 @@ def test_cls_flip_averages_the_image_and_its_mirror(trained, tmp_path):
     for p, im in zip(paths, (img, img[:, ::-1])):
         cv2.imwrite(str(p), np.ascontiguousarray(im[:, :, ::-1]))
     args = ([str(p) for p in paths], 64, torch.device("cpu"), 8, "fp32")
-    once_labels, once = classify(model, *args, with_prob=True)
+    _, once = classify(model, *args, with_prob=True)
     labels, both = classify(model, *args, with_prob=True, flip=True)
     assert np.abs(once[0] - once[1]).max() > 1e-3  # the model alone is not mirror-symmetric
     np.testing.assert_allclose(both[0], both[1], atol=1e-6)
