@@ -197,3 +197,33 @@ def test_linear_heads_classify_the_pooled_backbone_features():
     with torch.no_grad():
         p = torch.softmax(m("cls", x), dim=1)
     torch.testing.assert_close(p[0], torch.tensor([0.25, 0.75, 0.0]), atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("activation", ["relu", "softplus"])
+def test_a_box_side_pushed_below_zero_comes_back_only_with_softplus(activation):
+    """The failure of release 3 / seed 1: one regression output negative everywhere. Through a relu
+    it gets no gradient and every box stays cut off at its centre on that side; softplus recovers."""
+    torch.manual_seed(0)
+    m = AllInOneModel({**CFG, "det_box_activation": activation}, NUM)
+    with torch.no_grad():  # the left-distance output: below zero at every location
+        m.det_reg.bbox_reg.weight[0].zero_()
+        m.det_reg.bbox_reg.bias[0] = -3.0
+    opt = torch.optim.AdamW(m.parameters(), lr=3e-3, weight_decay=0.0)
+    imgs = torch.rand(2, 3, 64, 64) * 255
+    targets = [{"boxes": torch.tensor([[10.0, 10, 30, 30]]), "labels": torch.tensor([3])},
+               {"boxes": torch.tensor([[36.0, 20, 52, 44]]), "labels": torch.tensor([5])}]
+    for _ in range(15):
+        opt.zero_grad()
+        losses = m("det", imgs, targets)
+        losses["det_box"].backward()
+        opt.step()
+    with torch.no_grad():
+        _, reg, _, anchors, per_level = m("det", imgs)
+        fg = torch.stack([assign(anchors, per_level, t["boxes"]) >= 0 for t in targets])
+        left = reg[fg][:, 0]
+        assert fg.sum() >= 4
+    if activation == "relu":
+        assert m.det_reg.bbox_reg.bias[0].item() == -3.0  # not one gradient reached it
+        assert (left == 0).all()
+    else:
+        assert float(left.min()) > 1.0  # open again (softplus(-3) = 0.05 strides; the boxes' sides are 2-3)

@@ -9,6 +9,7 @@ import torch
 
 from tiny_settings import tiny_allinone
 from trafficfm.allinone import recipe
+from trafficfm.allinone.diagnostics import Diagnostics
 from trafficfm.allinone.model import AllInOneModel
 from trafficfm.allinone.synthetic import make_synthetic_allinone
 from trafficfm.allinone.train import equal_norms, train
@@ -68,6 +69,28 @@ def test_diagnostics_and_validation_points_are_logged(dataset, tmp_path):
     blob = torch.load(tmp_path / "m.pt", map_location="cpu", weights_only=False)
     assert blob["kept_step"] == best["step"]
     assert history[-1]["warnings"] == summary["warnings"]
+
+
+@pytest.mark.parametrize("activation", ["relu", "softplus"])
+def test_diagnostics_and_warnings_show_a_dead_box_side(activation):
+    torch.manual_seed(0)
+    model = AllInOneModel({**tiny_allinone().model, "det_box_activation": activation},
+                          {"cls": 3, "det": 45, "seg": 19})
+    with torch.no_grad():  # the left-distance output below zero everywhere, as release 3 / seed 1 ended
+        model.det_reg.bbox_reg.weight[0].zero_()
+        model.det_reg.bbox_reg.bias[0] = -3.0
+    diag = Diagnostics(model, model.shared_parameters(), {"cls": np.ones(3), "refine": np.ones(46)}, 1)
+    targets = [{"boxes": torch.tensor([[10.0, 10, 30, 30]]), "labels": torch.tensor([3])}]
+    model("det", torch.rand(1, 3, 64, 64) * 255, targets)["det_box"].backward()
+    diag.after_task(None, "det", None)
+    zero = diag.window["det_box_zero"][0]
+    history = [{"step": 300, "lr": 1e-5, "diag": {"det_box_zero": zero}}]
+    warnings = recipe.warnings_from(history, improving=0.02)
+    if activation == "relu":  # dead: every location says 0 on that side
+        assert zero == 1.0
+        assert len(warnings) == 1 and "one box side is zero at 100% of locations" in warnings[0]
+    else:  # softplus(-3) = 0.05 strides: short, alive, and no warning
+        assert zero == 0.0 and warnings == []
 
 
 def test_best_keeper_restores_the_best_weights(tmp_path):

@@ -11,7 +11,10 @@ Per step (averaged over each log window):
   some image of the batch (dead ReLUs give no gradient back, so a head at ~0 has stopped learning;
   not recorded for a head without a hidden layer);
 - ``<head>_spread``: mean over the classes present in the batch of the standard deviation of their
-  logits across the batch (0 = the head says the same for every image).
+  logits across the batch (0 = the head says the same for every image);
+- ``det_box_zero``: the largest, over the four box sides, fraction of detection locations that
+  predict a zero distance on that side (1 = a regression output has died: every box stops at its
+  location's centre on that side; see ``det_box_activation``).
 
 Attached to the engine's hooks (per-task gradient, per step); costs a few dot products per step.
 """
@@ -25,6 +28,9 @@ import torch
 from torch import nn
 
 log = logging.getLogger(__name__)
+
+# a box side this short (in strides) counts as zero: softplus gets there only below -4.6
+ZERO_DISTANCE = 0.01
 
 
 class Diagnostics:
@@ -41,6 +47,7 @@ class Diagnostics:
         for name, head in self._heads.items():
             if head is not None:
                 head.proj.register_forward_hook(self._keep(name))
+        model.det_reg.register_forward_hook(self._keep_boxes)
 
     def attach(self, hooks) -> "Diagnostics":
         hooks.task.append(self.after_task)
@@ -53,6 +60,11 @@ class Diagnostics:
                 self._pooled[name] = output.detach().float().mean(dim=(2, 3))
         return hook
 
+    def _keep_boxes(self, _module, _inputs, output) -> None:
+        if torch.is_grad_enabled():
+            reg = output[0].detach()  # (N, locations, 4) distances in strides
+            self._pooled["boxes"] = (reg < ZERO_DISTANCE).float().mean(dim=(0, 1)).amax()
+
     def _add(self, key: str, value) -> None:
         self.window.setdefault(key, []).append(float(value))
 
@@ -62,6 +74,8 @@ class Diagnostics:
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.shared]
         self._grads[task] = grads  # the next task gets fresh .grad tensors: references suffice
         self._add(f"gnorm_{task}", torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])))
+        if task == "det" and "boxes" in self._pooled:
+            self._add("det_box_zero", self._pooled.pop("boxes"))
         head = {"cls": "cls", "det": "refine"}.get(task)
         pooled = self._pooled.pop(head, None) if head else None
         if pooled is not None:
@@ -113,8 +127,8 @@ def plot_history(history: list[dict], path) -> None:
     _series(axes[1, 0], train, ["gnorm_cls", "gnorm_det", "gnorm_seg"], diag,
             "task gradient norm on the shared backbone", log=True)
     _series(axes[1, 1], train, ["share_cls", "share_det", "share_seg"], diag, "share of the shared update per task")
-    _series(axes[1, 2], train, ["cls_alive", "refine_alive", "cls_spread", "refine_spread"], diag,
-            "heads: live units (fraction), logit spread")
+    _series(axes[1, 2], train, ["cls_alive", "refine_alive", "cls_spread", "refine_spread", "det_box_zero"], diag,
+            "heads: live units, logit spread, zero box sides")
     fig.tight_layout()
     with atomic.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90)

@@ -26,7 +26,8 @@ from .transforms import cls_eval, pad_to_multiple
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[AllInOneModel, dict]:
     """Rebuild the model saved by training (``model.pt``) without fetching any pretrained weights."""
     blob = torch.load(path, map_location="cpu", weights_only=True)
-    model = AllInOneModel({**blob["model_cfg"], "pretrained": None}, blob["num_classes"])
+    # models saved before det_box_activation existed were trained with torchvision's relu
+    model = AllInOneModel({"det_box_activation": "relu", **blob["model_cfg"], "pretrained": None}, blob["num_classes"])
     model.load_state_dict(blob["state_dict"])
     model.to(device).to(memory_format=torch.channels_last).eval()
     return model, blob

@@ -19,6 +19,8 @@ from .. import atomic
 log = logging.getLogger(__name__)
 
 METRIC_OF = {"cls": "top1", "det": "map50", "seg": "miou"}
+# diagnostics' det_box_zero above this at the last step: a box side has died (healthy runs read 0)
+DEAD_BOX_SIDE = 0.5
 
 
 def train_sizes(manifest: dict, split: str) -> dict[str, int]:
@@ -94,6 +96,11 @@ def warnings_from(history: list[dict], improving: float) -> list[str]:
             if names:
                 shown = ", ".join(map(str, names[:8])) + (" ..." if len(names) > 8 else "")
                 out.append(f"{task}: {len(names)} class(es) at 0 on validation at step {evals[-1]['step']}: {shown}")
+    diag = next((h["diag"] for h in reversed(history) if "det_box_zero" in h.get("diag", {})), {})
+    if diag.get("det_box_zero", 0.0) > DEAD_BOX_SIDE:
+        out.append(f"detection: one box side is zero at {diag['det_box_zero']:.0%} of locations at the last "
+                   "step (a dead regression output: boxes stop at their centre on that side); with "
+                   "allinone.model.det_box_activation: relu, train again with softplus")
     for w in out:
         log.warning("%s", w)
     return out
