@@ -1,6 +1,7 @@
 """FCOS detection machinery on torchvision ops: points, target assignment, losses, decoding.
 
-The head itself is torchvision's ``FCOSClassificationHead`` / ``FCOSRegressionHead``; the assignment
+The head itself is torchvision's ``FCOSClassificationHead`` / ``FCOSRegressionHead`` (the latter
+with a choice of activation, ``model.BoxHead``); the assignment
 follows torchvision's ``FCOS.compute_loss`` (centre sampling, one scale range per pyramid level, the
 smallest box wins) with two changes that matter for tiny objects and for distributed training:
 

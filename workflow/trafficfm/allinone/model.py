@@ -2,7 +2,8 @@
 
 - classification: the backbone's last (stride-32) features -> mean pooling -> linear (an optional
   hidden layer before the pooling: ``cls_hidden``);
-- detection: torchvision's FCOS classification/regression heads on the pyramid levels named by
+- detection: torchvision's FCOS classification/regression heads (box distances through softplus
+  by default: :class:`BoxHead`) on the pyramid levels named by
   ``det_strides`` (stride 4 by default, so signs of 8 px still cover several locations), plus an
   optional refinement head that re-classifies each candidate from a zoomed-in patch
   (:mod:`.refine`) through the same backbone;
