@@ -171,6 +171,29 @@ def test_cls_flip_averages_the_image_and_its_mirror(trained, tmp_path):
     assert list(labels) == [int(both[0].argmax())] * 2
 
 
+def test_cls_scales_average_the_passes_at_each_side(trained, tmp_path):
+    """cls_scales: the probabilities are the mean over the sides size x factor (and their mirrors),
+    so a factor of 1.5 on 64 px adds the 96 px pass, and the label is that mean's argmax."""
+    from trafficfm.allinone.inference import classify
+
+    _, model_path, _ = trained
+    model, _ = load_model(model_path, "cpu")
+    torch.manual_seed(0)
+    torch.nn.init.normal_(model.cls_head.fc.weight, std=3.0)
+    rng = np.random.default_rng(4)
+    paths = [tmp_path / f"car{i}.png" for i in range(3)]
+    for p in paths:
+        cv2.imwrite(str(p), rng.integers(0, 255, (50, 90, 3), dtype=np.uint8))
+    args = ([str(p) for p in paths], 64, torch.device("cpu"), 2, "fp32")
+    _, at64 = classify(model, *args, with_prob=True, flip=True)
+    _, at96 = classify(model, [str(p) for p in paths], 96, torch.device("cpu"), 2, "fp32", with_prob=True, flip=True)
+    labels, both = classify(model, *args, with_prob=True, flip=True, scales=[1.0, 1.5])
+    assert np.abs(at64 - at96).max() > 1e-3  # the side changes what the model says
+    np.testing.assert_allclose(both, (at64 + at96) / 2, atol=1e-6)
+    np.testing.assert_array_equal(labels, both.argmax(1))
+    np.testing.assert_allclose(classify(model, *args, with_prob=True, flip=True, scales=[1.0])[1], at64, atol=1e-6)
+
+
 def test_coco_results_drop_boxes_without_width_or_height():
     import numpy as np
 

@@ -40,17 +40,22 @@ def _batch_tensor(images: list[np.ndarray], device: torch.device) -> torch.Tenso
 # ------------------------------------------------------------------------------------ classification
 @torch.inference_mode()
 def classify(model: AllInOneModel, paths: list[str], size: int, device: torch.device, batch_size: int,
-             precision: str, with_prob: bool = False, flip: bool = False):
+             precision: str, with_prob: bool = False, flip: bool = False, scales=(1.0,)):
     """Predicted class index per image; with ``with_prob``, also the (images, classes) probabilities.
-    ``flip``: average the probabilities of each image and its mirror (training mirrors cars too)."""
+    ``flip``: average the probabilities of each image and its mirror (training mirrors cars too).
+    ``scales``: also average over the image resized to ``size`` x each factor (multi-scale test)."""
+    sides = [max(1, round(size * float(s))) for s in scales]
     preds, probs = [], []
     for i in range(0, len(paths), batch_size):
-        imgs = [cls_eval(read_rgb(p), size) for p in paths[i : i + batch_size]]
-        x = _batch_tensor(imgs, device)
-        with autocast(device, precision):
-            prob = model("cls", x).float().softmax(1)
-            if flip:
-                prob = (prob + model("cls", x.flip(-1)).float().softmax(1)) / 2.0
+        originals = [read_rgb(p) for p in paths[i : i + batch_size]]
+        prob = 0.0
+        for side in sides:
+            x = _batch_tensor([cls_eval(im, side) for im in originals], device)
+            with autocast(device, precision):
+                prob = prob + model("cls", x).float().softmax(1)
+                if flip:
+                    prob = prob + model("cls", x.flip(-1)).float().softmax(1)
+        prob = prob / (len(sides) * (2 if flip else 1))
         preds.append(prob.argmax(1).cpu().numpy())
         if with_prob:
             probs.append(prob.cpu().numpy())

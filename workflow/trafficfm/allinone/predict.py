@@ -54,7 +54,7 @@ def predict(model_path: str | Path, dataset_dir: str | Path, out_dir: str | Path
     cls = data.table(f"cls_{split}")
     cls_names = [Path(p).name for p in cls["image"]]
     pred = classify(model, list(cls["path"]), blob["input"]["cls_size"], dev, cfg["batch_size"], precision,
-                    with_prob=soft_dir is not None, flip=bool(cfg["cls_flip"]))
+                    with_prob=soft_dir is not None, flip=bool(cfg["cls_flip"]), scales=cfg["cls_scales"])
     if soft_dir is not None:
         pred, prob = pred
         soft.write_cls(Path(soft_dir) / "cls.npz", cls_names, prob, soft_top_k)
