@@ -162,9 +162,10 @@ def test_cls_flip_averages_the_image_and_its_mirror(trained, tmp_path):
     paths = [tmp_path / "car.png", tmp_path / "mirrored.png"]
     for p, im in zip(paths, (img, img[:, ::-1])):
         cv2.imwrite(str(p), np.ascontiguousarray(im[:, :, ::-1]))
-    args = ([str(p) for p in paths], 64, torch.device("cpu"), 8, "fp32")
-    _, once = classify(model, *args, with_prob=True)
-    labels, both = classify(model, *args, with_prob=True, flip=True)
+    one = {"batch_size": 8, "cls_flip": False, "cls_scales": [1.0]}
+    args = ([str(p) for p in paths], 64, torch.device("cpu"))
+    _, once = classify(model, *args, one, "fp32", with_prob=True)
+    labels, both = classify(model, *args, {**one, "cls_flip": True}, "fp32", with_prob=True)
     assert np.abs(once[0] - once[1]).max() > 1e-3  # the model alone is not mirror-symmetric
     np.testing.assert_allclose(both[0], both[1], atol=1e-6)
     np.testing.assert_allclose(both[0], (once[0] + once[1]) / 2, atol=1e-6)
@@ -184,14 +185,14 @@ def test_cls_scales_average_the_passes_at_each_side(trained, tmp_path):
     paths = [tmp_path / f"car{i}.png" for i in range(3)]
     for p in paths:
         cv2.imwrite(str(p), rng.integers(0, 255, (50, 90, 3), dtype=np.uint8))
-    args = ([str(p) for p in paths], 64, torch.device("cpu"), 2, "fp32")
-    _, at64 = classify(model, *args, with_prob=True, flip=True)
-    _, at96 = classify(model, [str(p) for p in paths], 96, torch.device("cpu"), 2, "fp32", with_prob=True, flip=True)
-    labels, both = classify(model, *args, with_prob=True, flip=True, scales=[1.0, 1.5])
+    one = {"batch_size": 2, "cls_flip": True, "cls_scales": [1.0]}
+    args = ([str(p) for p in paths], 64, torch.device("cpu"))
+    _, at64 = classify(model, *args, one, "fp32", with_prob=True)
+    _, at96 = classify(model, [str(p) for p in paths], 96, torch.device("cpu"), one, "fp32", with_prob=True)
+    labels, both = classify(model, *args, {**one, "cls_scales": [1.0, 1.5]}, "fp32", with_prob=True)
     assert np.abs(at64 - at96).max() > 1e-3  # the side changes what the model says
     np.testing.assert_allclose(both, (at64 + at96) / 2, atol=1e-6)
     np.testing.assert_array_equal(labels, both.argmax(1))
-    np.testing.assert_allclose(classify(model, *args, with_prob=True, flip=True, scales=[1.0])[1], at64, atol=1e-6)
 
 
 def test_coco_results_drop_boxes_without_width_or_height():

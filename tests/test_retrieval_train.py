@@ -203,3 +203,24 @@ def test_learns_a_dataset_it_has_not_seen(tmp_path):
              settings, "val")
     metrics = json.loads((tmp_path / "val.json").read_text())
     assert metrics["map10"] >= metrics["map10_before"] + 0.25, metrics
+
+
+def test_flip_averages_an_image_and_its_mirror(tmp_path):
+    """eval.flip: an image and its mirror get one embedding, the normalised mean of the two plain
+    ones, which a single pass does not give (the tower is not mirror-symmetric)."""
+    import cv2
+    from trafficfm.retrieval.evaluate import encode_images
+    from trafficfm.retrieval.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model(TINY["model"], "cpu")
+    side = model.image_size
+    img = np.random.default_rng(5).integers(0, 255, (side, side, 3), dtype=np.uint8)
+    paths = [str(tmp_path / "a.png"), str(tmp_path / "mirrored.png")]
+    cv2.imwrite(paths[0], img)
+    cv2.imwrite(paths[1], np.ascontiguousarray(img[:, ::-1]))
+    once = encode_images(model, paths, batch_size=2)
+    both = encode_images(model, paths, batch_size=2, flip=True)
+    assert (once[0] - once[1]).abs().max() > 1e-3
+    torch.testing.assert_close(both[0], both[1], atol=1e-5, rtol=0)
+    torch.testing.assert_close(both[0], torch.nn.functional.normalize(once[0] + once[1], dim=0), atol=1e-5, rtol=0)

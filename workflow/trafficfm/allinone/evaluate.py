@@ -161,8 +161,7 @@ def validate(model, blob: dict, data: Dataset, split: str, device, infer_cfg, li
     timings = {}
     t0 = time.perf_counter()
     cls = data.table(f"cls_{split}")[:limit]
-    cls_pred = classify(model, list(cls["path"]), blob["input"]["cls_size"], device, infer_cfg["batch_size"], precision,
-                        flip=bool(infer_cfg["cls_flip"]), scales=infer_cfg["cls_scales"])
+    cls_pred = classify(model, list(cls["path"]), blob["input"]["cls_size"], device, infer_cfg, precision)
     timings["cls_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     cat_ids = blob["class_names"]["det_category_ids"]

@@ -39,12 +39,14 @@ def _batch_tensor(images: list[np.ndarray], device: torch.device) -> torch.Tenso
 
 # ------------------------------------------------------------------------------------ classification
 @torch.inference_mode()
-def classify(model: AllInOneModel, paths: list[str], size: int, device: torch.device, batch_size: int,
-             precision: str, with_prob: bool = False, flip: bool = False, scales=(1.0,)):
+def classify(model: AllInOneModel, paths: list[str], size: int, device: torch.device, cfg: Mapping,
+             precision: str, with_prob: bool = False):
     """Predicted class index per image; with ``with_prob``, also the (images, classes) probabilities.
-    ``flip``: average the probabilities of each image and its mirror (training mirrors cars too).
-    ``scales``: also average over the image resized to ``size`` x each factor (multi-scale test)."""
-    sides = [max(1, round(size * float(s))) for s in scales]
+    ``cfg``: the ``allinone.inference`` settings; of them ``batch_size`` (images per pass),
+    ``cls_flip`` (average the probabilities of each image and its mirror: training mirrors cars too)
+    and ``cls_scales`` (also average over the image resized to ``size`` x each factor)."""
+    batch_size, flip = int(cfg["batch_size"]), bool(cfg["cls_flip"])
+    sides = [max(1, round(size * float(s))) for s in cfg["cls_scales"]]
     preds, probs = [], []
     for i in range(0, len(paths), batch_size):
         originals = [read_rgb(p) for p in paths[i : i + batch_size]]

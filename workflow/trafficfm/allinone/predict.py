@@ -53,8 +53,8 @@ def predict(model_path: str | Path, dataset_dir: str | Path, out_dir: str | Path
     t0 = time.perf_counter()
     cls = data.table(f"cls_{split}")
     cls_names = [Path(p).name for p in cls["image"]]
-    pred = classify(model, list(cls["path"]), blob["input"]["cls_size"], dev, cfg["batch_size"], precision,
-                    with_prob=soft_dir is not None, flip=bool(cfg["cls_flip"]), scales=cfg["cls_scales"])
+    pred = classify(model, list(cls["path"]), blob["input"]["cls_size"], dev, cfg, precision,
+                    with_prob=soft_dir is not None)
     if soft_dir is not None:
         pred, prob = pred
         soft.write_cls(Path(soft_dir) / "cls.npz", cls_names, prob, soft_top_k)

@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 
 from .. import atomic
 from ..ensemble import soft
@@ -39,12 +40,18 @@ from ..device import resolve_device
 log = logging.getLogger(__name__)
 
 @torch.no_grad()
-def encode_images(model, paths: Sequence[str], batch_size: int = 128, workers: int = 1) -> torch.Tensor:
+def encode_images(model, paths: Sequence[str], batch_size: int = 128, workers: int = 1,
+                  flip: bool = False) -> torch.Tensor:
+    """Unit embeddings of the images, in order. ``flip``: the normalised mean of each image's
+    embedding and its mirror's (a test-time augmentation: one more pass per image)."""
     model.eval()
     out = []
     for images, _ in image_loader(paths, model.image_size, batch_size, workers):
         images = to_model_input(images, model.normalise.mean, model.normalise.std, model.device)
-        out.append(model.encode_image(images).float().cpu())
+        features = model.encode_image(images).float()
+        if flip:
+            features = F.normalize(features + model.encode_image(images.flip(-1)).float(), dim=-1)
+        out.append(features.cpu())
     return torch.cat(out) if out else torch.zeros(0, 1)
 
 
@@ -74,7 +81,8 @@ def score_model(model, frame: pd.DataFrame, queries: pd.DataFrame, cfg, workers:
     """Encode the gallery (unless given) and the queries; returns (image features, text features)."""
     t0 = time.perf_counter()
     if image_features is None:
-        image_features = encode_images(model, frame["path"].tolist(), int(cfg["batch_size"]), workers)
+        image_features = encode_images(model, frame["path"].tolist(), int(cfg["batch_size"]), workers,
+                                       bool(cfg["flip"]))
     text_features = encode_texts(model, queries["text"].tolist())
     log.info("encoded %d images and %d queries in %.1f s", len(image_features), len(text_features),
              time.perf_counter() - t0)
