@@ -5,6 +5,7 @@ set-up, drawing and converting a demo-generator release once per data seed, and 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import statistics
 import sys
@@ -49,13 +50,17 @@ def release(work: Path, name: str, demo_cfg: dict, settings, convert: Callable[[
     from trafficfm.data.demo import make_demo_release
 
     out = work / f"data{name}"
-    if (out / "manifest.json").exists():
-        return out
-    t0 = time.perf_counter()
-    raw = work / f"release{name}"
-    make_demo_release(raw, demo_cfg, settings.data.layout, truth_dir=truth_dir(out))
-    convert(raw, out)
-    print(f"release {name}: drawn and converted in {time.perf_counter() - t0:.0f} s", flush=True)
+    work.mkdir(parents=True, exist_ok=True)
+    # Runs started side by side on one release: the first draws it, the others wait for it.
+    with open(work / f".data{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (out / "manifest.json").exists():
+            return out
+        t0 = time.perf_counter()
+        raw = work / f"release{name}"
+        make_demo_release(raw, demo_cfg, settings.data.layout, truth_dir=truth_dir(out))
+        convert(raw, out)
+        print(f"release {name}: drawn and converted in {time.perf_counter() - t0:.0f} s", flush=True)
     return out
 
 

@@ -78,3 +78,20 @@ def test_bench_retrieval_seeds_scores_the_test_split_on_the_hidden_truth(tmp_pat
     assert len(aps) == len(queries)
     assert abs(row["test"] - sum(aps) / len(aps)) < 1e-9
     assert abs(row["val_minus_test"] - (row["map10"] - row["test"])) < 1e-12
+
+
+def test_runs_started_side_by_side_draw_their_release_once(tmp_path):
+    """Two benchmark processes started at once on one release: the first draws it, the second waits
+    and reuses it (they once raced on the half-drawn folder and one died)."""
+    code = ("import sys; sys.path.insert(0, 'benchmarks'); from pathlib import Path; import bench_retrieval_seeds as b; "
+            "from trafficfm.config import load; "
+            "s = load('tests/tiny.yaml', 'tests/tiny-models.yaml'); "
+            "print(b.release(Path(sys.argv[1]), 3, s, 'demo'), flush=True)")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    runs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=REPO, env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
+    outputs = [r.communicate(timeout=300)[0] for r in runs]
+    assert [r.returncode for r in runs] == [0, 0], outputs
+    assert "".join(outputs).count("drawn and converted") == 1
+    assert all(o.strip().endswith("data_demo3") for o in outputs)
+    assert (tmp_path / "data_demo3" / "manifest.json").exists()
