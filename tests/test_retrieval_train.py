@@ -219,8 +219,8 @@ def test_flip_averages_an_image_and_its_mirror(tmp_path):
     paths = [str(tmp_path / "a.png"), str(tmp_path / "mirrored.png")]
     cv2.imwrite(paths[0], img)
     cv2.imwrite(paths[1], np.ascontiguousarray(img[:, ::-1]))
-    once = encode_images(model, paths, batch_size=2)
-    both = encode_images(model, paths, batch_size=2, flip=True)
+    once = encode_images(model, paths, {"batch_size": 2, "flip": False})
+    both = encode_images(model, paths, {"batch_size": 2, "flip": True})
     assert (once[0] - once[1]).abs().max() > 1e-3
     torch.testing.assert_close(both[0], both[1], atol=1e-5, rtol=0)
     torch.testing.assert_close(both[0], torch.nn.functional.normalize(once[0] + once[1], dim=0), atol=1e-5, rtol=0)

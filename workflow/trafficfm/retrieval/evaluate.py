@@ -40,13 +40,14 @@ from ..device import resolve_device
 log = logging.getLogger(__name__)
 
 @torch.no_grad()
-def encode_images(model, paths: Sequence[str], batch_size: int = 128, workers: int = 1,
-                  flip: bool = False) -> torch.Tensor:
-    """Unit embeddings of the images, in order. ``flip``: the normalised mean of each image's
-    embedding and its mirror's (a test-time augmentation: one more pass per image)."""
+def encode_images(model, paths: Sequence[str], cfg, workers: int = 1) -> torch.Tensor:
+    """Unit embeddings of the images, in order, with the ``retrieval.eval`` settings ``cfg``
+    (``batch_size``; ``flip``: the normalised mean of each image's embedding and its mirror's, a
+    test-time augmentation that costs one more pass per image)."""
     model.eval()
+    flip = bool(cfg["flip"])
     out = []
-    for images, _ in image_loader(paths, model.image_size, batch_size, workers):
+    for images, _ in image_loader(paths, model.image_size, int(cfg["batch_size"]), workers):
         images = to_model_input(images, model.normalise.mean, model.normalise.std, model.device)
         features = model.encode_image(images).float()
         if flip:
@@ -81,8 +82,7 @@ def score_model(model, frame: pd.DataFrame, queries: pd.DataFrame, cfg, workers:
     """Encode the gallery (unless given) and the queries; returns (image features, text features)."""
     t0 = time.perf_counter()
     if image_features is None:
-        image_features = encode_images(model, frame["path"].tolist(), int(cfg["batch_size"]), workers,
-                                       bool(cfg["flip"]))
+        image_features = encode_images(model, frame["path"].tolist(), cfg, workers)
     text_features = encode_texts(model, queries["text"].tolist())
     log.info("encoded %d images and %d queries in %.1f s", len(image_features), len(text_features),
              time.perf_counter() - t0)
@@ -130,7 +130,8 @@ def evaluate(
         top = rank(texts[torch.from_numpy(scored)], images, gallery_kinds, method, k=k, chunk=chunk)
         return metrics_for(codec, queries, frame, top)
 
-    # Before fine-tuning: the same initial model the fine-tuning started from (same seed).
+    # Before fine-tuning: the same initial model the fine-tuning started from (same seed), encoded
+    # with the same eval settings (flip included), so the gain measures the fine-tuning alone.
     seed_everything(seed)
     before_model = build_model(model_cfg, device)
     images, texts = score_model(before_model, frame, lines, cfg, workers)

@@ -63,8 +63,7 @@ def predict(dataset_dir: str | Path, model_path: str | Path, rerank_path: str | 
         log.warning("only %d test images: each query gets %d names, not %d", len(images), len(images), TOP_K)
 
     model = load_model(model_path, resolve_device(settings["device"]))
-    image_features = encode_images(model, images["path"].tolist(), int(cfg["batch_size"]), workers,
-                                   bool(cfg["flip"]))
+    image_features = encode_images(model, images["path"].tolist(), cfg, workers)
     text_features = encode_texts(model, queries["text"].tolist())
     if embeddings_out:
         soft.write_embeddings(embeddings_out, image_features.numpy(), text_features.numpy())
