@@ -130,8 +130,7 @@ def evaluate(
         top = rank(texts[torch.from_numpy(scored)], images, gallery_kinds, method, k=k, chunk=chunk)
         return metrics_for(codec, queries, frame, top)
 
-    # Before fine-tuning: the same initial model the fine-tuning started from (same seed), encoded
-    # with the same eval settings (flip included), so the gain measures the fine-tuning alone.
+    # Before fine-tuning: the initial model (same seed), same eval settings: the gain is the fine-tuning's.
     seed_everything(seed)
     before_model = build_model(model_cfg, device)
     images, texts = score_model(before_model, frame, lines, cfg, workers)
